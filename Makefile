@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (the whole pipeline, locally) and `make test`.
+# Both create/refresh the virtual environment themselves; a complete venv is reused in seconds.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.onevision-installed
+RUN_DIR ?= runs/local
+
+.PHONY: run test venv compile clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch is pinned in the same pip call: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/onevision run --out $(RUN_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+compile: $(STAMP)
+	$(BIN)/onevision pipeline compile
+
+bench: $(STAMP)
+	$(BIN)/python bench/generator_vs_cascade.py
+
+clean:
+	rm -rf runs .pytest_cache
