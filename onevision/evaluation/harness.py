@@ -1,0 +1,178 @@
+"""Offline evaluation of any Retriever on a world split: ranking metrics, oracle CTR/CVR proxies, latency.
+
+Latency. The main pass times each `retrieve` call on a batch and divides by the batch size (amortised
+cost per query, `EvaluationResult.batch_latency_ms_per_query`). The p50/p95 written to metrics.json
+come from a separate batch-1 pass over the first `latency_samples` (default 100) evaluated queries, one
+call per query, which is what a single online request costs; its rankings are discarded. With
+`latency_samples=0` the p50/p95 fall back to the amortised per-batch numbers.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from onevision.evaluation import metrics as M
+from onevision.evaluation.result import DEFAULT_KS, DEFAULT_PROXY_K, EvaluationResult, metric_keys
+from onevision.evaluation.retriever import Ranking, Retriever
+from onevision.world import World, load_world
+from onevision.world.render import decode_image
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"
+    ks: tuple[int, ...] = DEFAULT_KS
+    batch_size: int = 64
+    max_queries: int | None = None  # the first N queries of the split (time order); None = all
+    personalized: bool = True  # False: the retriever gets user_ids=None
+    proxy_k: int = DEFAULT_PROXY_K  # cut-off of the CTR/CVR/orders proxies
+    latency_samples: int = 100  # batch-1 calls for p50/p95 (0: use the batched timings)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(int(k) < 1 for k in self.ks):
+            raise ValueError(f"ks must be a non-empty list of cut-offs >= 1, got {self.ks}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1 or None, got {self.max_queries}")
+        if self.proxy_k < 1 or self.latency_samples < 0:
+            raise ValueError(f"proxy_k must be >= 1 and latency_samples >= 0, got {self.proxy_k}, {self.latency_samples}")
+
+    @property
+    def retrieve_k(self) -> int:
+        return max(max(self.ks), self.proxy_k)
+
+
+@dataclass(frozen=True)
+class EvalQueries:
+    query_ids: np.ndarray  # (Q,)
+    user_ids: np.ndarray  # (Q,)
+    targets: np.ndarray  # (Q,) photographed item
+    ordered: np.ndarray  # (Q, M) items ordered in the logged slate, -1 padded
+    images: pd.Series  # PNG bytes
+
+
+def ordered_items(impressions: pd.DataFrame, query_ids: np.ndarray) -> np.ndarray:
+    """(Q, M) ordered item ids per query in `query_ids` order, -1 padded (M >= 1)."""
+    imp = impressions[impressions["ordered"].to_numpy(bool) & impressions["query_id"].isin(query_ids).to_numpy()]
+    row_of = pd.Series(np.arange(len(query_ids)), index=query_ids)
+    rows = row_of.loc[imp["query_id"].to_numpy()].to_numpy()
+    cols = imp.groupby("query_id").cumcount().to_numpy()
+    out = np.full((len(query_ids), max(1, int(cols.max()) + 1 if len(cols) else 1)), -1, dtype=np.int64)
+    out[rows, cols] = imp["item_id"].to_numpy(np.int64)
+    return out
+
+
+def load_queries(world: World, split: str, max_queries: int | None) -> EvalQueries:
+    q = world.queries_of(split)
+    if q.empty:
+        raise ValueError(f"split '{split}' has no queries in {world.root}; splits present: {sorted(world.queries['split'].unique())}")
+    if max_queries is not None:
+        q = q.iloc[:max_queries]
+    qids = q["query_id"].to_numpy(np.int64)
+    return EvalQueries(
+        query_ids=qids,
+        user_ids=q["user_id"].to_numpy(np.int64),
+        targets=q["target_item_id"].to_numpy(np.int64),
+        ordered=ordered_items(world.impressions, qids),
+        images=q["image"].reset_index(drop=True),
+    )
+
+
+def _decode(images: pd.Series, start: int, stop: int) -> np.ndarray:
+    return np.stack([decode_image(b) for b in images.iloc[start:stop]])
+
+
+def _checked(ranking: Ranking, retriever: Retriever, b: int, k: int) -> np.ndarray:
+    shape = np.shape(ranking.item_ids)
+    if shape != (b, k):
+        raise ValueError(f"retriever '{retriever.name}' returned item_ids of shape {shape}; expected {(b, k)} (pad short lists with -1)")
+    return np.asarray(ranking.item_ids, dtype=np.int64)
+
+
+def _batch1_latencies_ms(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, tqdm) -> np.ndarray:
+    n = min(cfg.latency_samples, len(data.targets))
+    out = np.empty(n)
+    for i in tqdm(range(n), desc=f"latency {retriever.name}", unit="q", leave=False, disable=not cfg.progress):
+        image = _decode(data.images, i, i + 1)
+        users = data.user_ids[i : i + 1] if cfg.personalized else None
+        start = time.perf_counter()
+        retriever.retrieve(image, users, cfg.retrieve_k)
+        out[i] = (time.perf_counter() - start) * 1000.0
+    return out
+
+
+def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig) -> EvaluationResult:
+    from tqdm import tqdm
+
+    began = time.perf_counter()
+    data = load_queries(world, cfg.split, cfg.max_queries)
+    n, k = len(data.targets), cfg.retrieve_k
+    ranked = np.empty((n, k), dtype=np.int64)
+    per_query_ms = np.empty(n)
+    starts = range(0, n, cfg.batch_size)
+    for start in tqdm(starts, desc=f"eval {retriever.name}", unit="batch", leave=False, disable=not cfg.progress):
+        stop = min(start + cfg.batch_size, n)
+        images = _decode(data.images, start, stop)
+        users = data.user_ids[start:stop] if cfg.personalized else None
+        t0 = time.perf_counter()
+        ranking = retriever.retrieve(images, users, k)
+        per_query_ms[start:stop] = (time.perf_counter() - t0) * 1000.0 / (stop - start)
+        ranked[start:stop] = _checked(ranking, retriever, stop - start, k)
+
+    samples = _batch1_latencies_ms(retriever, data, cfg, tqdm)
+    latency = samples if len(samples) else per_query_ms
+    source = f"batch-1 sample of {len(samples)} queries" if len(samples) else f"batched (batch_size={cfg.batch_size})"
+
+    values: dict[str, float] = {}
+    for name, fn in (("recall", M.recall_at_k), ("ndcg", M.ndcg_at_k), ("mrr", M.mrr_at_k)):
+        for kk in cfg.ks:
+            values[f"{name}@{kk}"] = fn(ranked, data.targets, kk)
+    for kk in cfg.ks:
+        values[f"hitrate@{kk}"] = M.hitrate_at_k(ranked, data.ordered, kk)
+    top = ranked[:, : cfg.proxy_k]
+    probs = world.behaviour.probabilities(data.user_ids, data.targets, top)
+    pk = cfg.proxy_k
+    values[f"ctr_proxy@{pk}"] = M.ctr_proxy(probs, top, pk)
+    values[f"cvr_proxy@{pk}"] = M.cvr_proxy(probs, top, pk)
+    values[f"orders_proxy@{pk}"] = M.orders_proxy(probs, top, pk)
+    values["latency_ms_p50"] = float(np.percentile(latency, 50))
+    values["latency_ms_p95"] = float(np.percentile(latency, 95))
+    return EvaluationResult(
+        model=retriever.name,
+        n_queries=n,
+        metrics={key: values[key] for key in metric_keys(cfg.ks, cfg.proxy_k)},
+        split=cfg.split,
+        personalized=cfg.personalized,
+        batch_latency_ms_per_query=float(per_query_ms.mean()),
+        latency_source=source,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def evaluate(
+    retriever: Retriever,
+    world: World | str | Path,
+    split: str = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 64,
+    max_queries: int | None = None,
+    personalized: bool = True,
+    proxy_k: int = DEFAULT_PROXY_K,
+    latency_samples: int = 100,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Evaluate `retriever` on the world's `split`; `result.save(dir)` writes metrics.json."""
+    cfg = EvalConfig(
+        split=split, ks=tuple(int(k) for k in dict.fromkeys(ks)), batch_size=batch_size, max_queries=max_queries,
+        personalized=personalized, proxy_k=proxy_k, latency_samples=latency_samples, progress=progress,
+    )
+    if not isinstance(world, World):
+        world = load_world(world)
+    return run_evaluation(retriever, world, cfg)

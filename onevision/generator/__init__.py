@@ -1,0 +1,1 @@
+"""The OneVision SID generator: model, staged training, constrained decoding with dynamic pruning."""

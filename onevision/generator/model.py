@@ -1,0 +1,163 @@
+"""The SID generator: an encoder-decoder transformer that reads image tokens (and optionally user tokens)
+and emits an item's semantic ID token by token.
+
+Encoder input: projected image patch tokens (+ the global image embedding as a token) and, when a user
+is given, three user tokens (profile features, hashed user id, mean SID embedding of recent history).
+Decoder: one embedding table and one output head per SID level; at most L + 1 steps, so the decoder
+simply re-reads its short prefix each step.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    token_dim: int = 128  # image patch token width (encoder's last stage)
+    embed_dim: int = 128  # image embedding width
+    user_feature_dim: int = 0  # 0 = no user tower
+    vocab_sizes: tuple[int, ...] = (256, 256, 256, 4)
+    d_model: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    ff_mult: int = 2
+    dropout: float = 0.1
+    user_id_buckets: int = 4096
+    history_len: int = 8
+
+    @property
+    def depth(self) -> int:
+        return len(self.vocab_sizes)
+
+
+@dataclass
+class GeneratorInput:
+    """A batch of prepared inputs. User fields are None for the non-personalised path."""
+
+    image_tokens: torch.Tensor  # (B, T, C)
+    image_embedding: torch.Tensor  # (B, D)
+    token_importance: torch.Tensor  # (B, T): used by dynamic token pruning
+    user_features: torch.Tensor | None = None  # (B, F)
+    user_ids: torch.Tensor | None = None  # (B,) int64, -1 = unknown
+    history_sids: torch.Tensor | None = None  # (B, H, depth) int64, -1 = padding
+
+    def __len__(self) -> int:
+        return self.image_tokens.shape[0]
+
+    def select(self, index: torch.Tensor) -> "GeneratorInput":
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index]
+
+        return GeneratorInput(
+            self.image_tokens[index], self.image_embedding[index], self.token_importance[index],
+            pick(self.user_features), pick(self.user_ids), pick(self.history_sids),
+        )
+
+
+class SidGenerator(nn.Module):
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.image_proj = nn.Linear(config.token_dim, d)
+        self.global_proj = nn.Linear(config.embed_dim, d)
+        self.type_embedding = nn.Embedding(5, d)  # patch, global, user profile, user id, history
+        self.position = nn.Parameter(torch.zeros(1, 64, d))
+        if config.user_feature_dim:
+            self.user_proj = nn.Sequential(nn.Linear(config.user_feature_dim, d), nn.GELU(), nn.Linear(d, d))
+            self.user_id_embedding = nn.Embedding(config.user_id_buckets + 1, d)  # last row: unknown user
+        self.sid_embeddings = nn.ModuleList([nn.Embedding(v + 1, d) for v in config.vocab_sizes])  # +1: padding
+        self.bos = nn.Parameter(torch.zeros(1, 1, d))
+        self.level_embedding = nn.Parameter(torch.zeros(1, config.depth, d))
+        layer = lambda: dict(d_model=d, nhead=config.heads, dim_feedforward=d * config.ff_mult,  # noqa: E731
+                             dropout=config.dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer()), config.encoder_layers, enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer()), config.decoder_layers)
+        self.heads = nn.ModuleList([nn.Linear(d, v) for v in config.vocab_sizes])
+        self.norm = nn.LayerNorm(d)
+        nn.init.normal_(self.position, std=0.02)
+        nn.init.normal_(self.level_embedding, std=0.02)
+
+    # ---- encoder side -------------------------------------------------------------------------
+    def sid_sum_embedding(self, sids: torch.Tensor) -> torch.Tensor:
+        """Sum of per-level embeddings of full SIDs (…, depth); -1 rows give zeros."""
+        out = 0
+        for level, emb in enumerate(self.sid_embeddings):
+            tok = sids[..., level]
+            out = out + emb(torch.where(tok < 0, torch.full_like(tok, emb.num_embeddings - 1), tok))
+        return out * (sids[..., :1] >= 0)
+
+    def encode(self, batch: GeneratorInput, keep_tokens: int | None = None) -> torch.Tensor:
+        """Memory (B, S, d). keep_tokens < T drops the least important image tokens (dynamic token pruning)."""
+        tokens = batch.image_tokens
+        b, t, _ = tokens.shape
+        pos = self.position[:, :t].expand(b, -1, -1)
+        if keep_tokens is not None and keep_tokens < t:
+            idx = batch.token_importance.topk(keep_tokens, dim=1).indices.sort(dim=1).values
+            tokens = tokens.gather(1, idx[..., None].expand(-1, -1, tokens.shape[-1]))
+            pos = pos.gather(1, idx[..., None].expand(-1, -1, pos.shape[-1]))
+        parts = [self.image_proj(tokens) + pos + self.type_embedding.weight[0],
+                 (self.global_proj(batch.image_embedding) + self.type_embedding.weight[1])[:, None]]
+        if self.config.user_feature_dim and batch.user_features is not None:
+            uid = batch.user_ids
+            bucket = torch.where(uid < 0, torch.full_like(uid, self.config.user_id_buckets), uid % self.config.user_id_buckets)
+            parts.append((self.user_proj(batch.user_features) + self.type_embedding.weight[2])[:, None])
+            parts.append((self.user_id_embedding(bucket) + self.type_embedding.weight[3])[:, None])
+            hist = batch.history_sids
+            n = (hist[..., 0] >= 0).sum(1, keepdim=True).clamp_min(1)
+            parts.append((self.sid_sum_embedding(hist).sum(1) / n + self.type_embedding.weight[4])[:, None])
+        return self.encoder(torch.cat(parts, 1))
+
+    # ---- decoder side -------------------------------------------------------------------------
+    def decoder_inputs(self, prefix: torch.Tensor) -> torch.Tensor:
+        """prefix (N, t) SID tokens → decoder inputs (N, t + 1, d): BOS then each token."""
+        embs = [self.bos.expand(prefix.shape[0], -1, -1)]
+        for level in range(prefix.shape[1]):
+            embs.append(self.sid_embeddings[level](prefix[:, level])[:, None])
+        x = torch.cat(embs, 1)
+        return x + self.level_embedding[:, : x.shape[1]]
+
+    def decode_step(self, memory: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """Logits of the next token (level = prefix length): (N, V_level)."""
+        x = self.decoder_inputs(prefix)
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        h = self.decoder(x, memory, tgt_mask=mask, tgt_is_causal=True)
+        return self.heads[prefix.shape[1]](self.norm(h[:, -1]))
+
+    def forward(self, batch: GeneratorInput, sids: torch.Tensor, keep_tokens: int | None = None) -> list[torch.Tensor]:
+        """Teacher forcing: logits per level [(B, V_l)] for target SIDs (B, depth)."""
+        memory = self.encode(batch, keep_tokens)
+        x = self.decoder_inputs(sids[:, :-1])
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        h = self.norm(self.decoder(x, memory, tgt_mask=mask, tgt_is_causal=True))
+        return [head(h[:, level]) for level, head in enumerate(self.heads)]
+
+    def sequence_log_prob(self, batch: GeneratorInput, sids: torch.Tensor) -> torch.Tensor:
+        """log π(sid | input) summed over levels: (B,)."""
+        logits = self(batch, sids)
+        return sum(torch.log_softmax(l, -1).gather(1, sids[:, i : i + 1]).squeeze(1) for i, l in enumerate(logits))
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), directory / "generator.pt")
+        (directory / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> "SidGenerator":
+        directory = Path(directory)
+        cfg_path = directory / "config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"generator artifact missing: {cfg_path}")
+        cfg = json.loads(cfg_path.read_text())
+        cfg["vocab_sizes"] = tuple(cfg["vocab_sizes"])
+        model = cls(GeneratorConfig(**cfg))
+        model.load_state_dict(torch.load(directory / "generator.pt", map_location="cpu", weights_only=True))
+        return model.eval()

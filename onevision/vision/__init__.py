@@ -1,0 +1,1 @@
+"""Image encoder (feature extraction) and its multi-view contrastive training."""

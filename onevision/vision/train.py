@@ -1,0 +1,105 @@
+"""Train the image encoder with a multi-view contrastive objective: shop views and user photos of the
+same product are positives; whole near-duplicate families share a batch, so the hard negatives
+(same shape and pattern, other colour or brand) are always in view."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from onevision.vision.augment import augment
+from onevision.vision.encoder import EncoderConfig, ImageEncoder, to_pixels
+from onevision.vision.images import ItemImages
+from onevision.vision.losses import circle_loss, multi_positive_info_nce
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncoderTrainConfig:
+    epochs: int = 20
+    items_per_batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.07
+    circle_weight: float = 0.5
+    augment_strength: float = 1.0
+    seed: int = 0
+    threads: int | None = None
+
+
+def _batches(item_ids: np.ndarray, family_of: dict[int, int], items_per_batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle families and cut them into batches of about items_per_batch items."""
+    families: dict[int, list[int]] = {}
+    for item in item_ids.tolist():
+        families.setdefault(family_of.get(item, item), []).append(item)
+    order = rng.permutation(sorted(families))
+    batches, current = [], []
+    for fam in order:
+        current.extend(families[int(fam)])
+        if len(current) >= items_per_batch:
+            batches.append(np.array(current))
+            current = []
+    if len(current) >= 2:
+        batches.append(np.array(current))
+    return batches
+
+
+def train_encoder(
+    data: ItemImages,
+    family_of: dict[int, int],
+    encoder_config: EncoderConfig = EncoderConfig(),
+    config: EncoderTrainConfig = EncoderTrainConfig(),
+    show_progress: bool = True,
+) -> tuple[ImageEncoder, list[float]]:
+    """Returns the trained encoder (eval mode) and the mean loss per epoch."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = ImageEncoder(encoder_config)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    items = np.unique(data.item_ids)
+    images_of: dict[int, np.ndarray] = {}
+    shop_of: dict[int, np.ndarray] = {}
+    for item in items.tolist():
+        idx = np.flatnonzero(data.item_ids == item)
+        images_of[item] = idx
+        shop_of[item] = idx[~data.is_user_photo[idx]]
+    steps_per_epoch = len(_batches(items, family_of, config.items_per_batch, np.random.default_rng(0)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=max(1, config.epochs * steps_per_epoch + config.epochs), pct_start=0.15
+    )
+    losses: list[float] = []
+    bar = tqdm(range(config.epochs), desc="encoder", unit="epoch", disable=not show_progress)
+    model.train()
+    for epoch in bar:
+        epoch_losses = []
+        for batch_items in _batches(items, family_of, config.items_per_batch, rng):
+            anchors, positives = [], []
+            for item in batch_items.tolist():
+                pool = images_of[item]
+                shop = shop_of[item] if len(shop_of[item]) else pool
+                a = rng.choice(pool)
+                p = rng.choice(shop[shop != a]) if (shop != a).any() else rng.choice(pool)
+                anchors.append(a)
+                positives.append(p)
+            idx = np.array(anchors + positives)
+            labels = torch.from_numpy(np.concatenate([batch_items, batch_items]))
+            pixels = augment(to_pixels(data.images[idx]), gen, config.augment_strength)
+            z = model(pixels)
+            loss = multi_positive_info_nce(z, labels, config.temperature) + config.circle_weight * circle_loss(z, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            epoch_losses.append(loss.item())
+        losses.append(float(np.mean(epoch_losses)))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        log.info("encoder epoch %d/%d loss %.4f", epoch + 1, config.epochs, losses[-1])
+    return model.eval(), losses

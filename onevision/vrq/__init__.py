@@ -1,0 +1,1 @@
+"""VRQ: vision-aligned residual quantisation into hierarchical semantic IDs."""

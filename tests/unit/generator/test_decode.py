@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from onevision.generator.decode import PruningConfig, beam_search
+from onevision.generator.model import GeneratorConfig, GeneratorInput, SidGenerator
+from onevision.vrq.sid import SidTrie, assign_sids
+
+VOCAB = (5, 4, 3)
+
+
+def _setup(n_items: int = 30, batch: int = 6, seed: int = 0) -> tuple[SidGenerator, GeneratorInput, SidTrie]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, (5, 4), (n_items, 2))
+    sem = assign_sids(np.arange(1000, 1000 + n_items), codes)
+    trie = SidTrie.build(sem, sem.vocab_sizes((5, 4)))
+    cfg = GeneratorConfig(token_dim=8, embed_dim=8, vocab_sizes=trie.vocab_sizes, d_model=16, heads=2,
+                          encoder_layers=1, decoder_layers=1, dropout=0.0)
+    model = SidGenerator(cfg).eval()
+    for p in model.heads.parameters():  # sharper distributions make ordering errors visible
+        p.data.mul_(8)
+    inp = GeneratorInput(torch.randn(batch, 9, 8), torch.randn(batch, 8), torch.rand(batch, 9))
+    return model, inp, trie
+
+
+def _exhaustive(model: SidGenerator, inp: GeneratorInput, trie: SidTrie, k: int) -> tuple[np.ndarray, np.ndarray]:
+    sids = np.array([[*p] for p in _all_sids(trie)])
+    items, scores = [], []
+    for q in range(len(inp)):
+        one = inp.select(torch.full((len(sids),), q))
+        with torch.no_grad():
+            lp = model.sequence_log_prob(one, torch.from_numpy(sids)).numpy()
+        order = np.argsort(-lp, kind="stable")[:k]
+        items.append(trie.lookup(sids[order]))
+        scores.append(lp[order])
+    return np.stack(items), np.stack(scores)
+
+
+def _all_sids(trie: SidTrie) -> list[tuple[int, ...]]:
+    import itertools
+
+    every = np.array(list(itertools.product(*[range(v) for v in trie.vocab_sizes])))
+    return [tuple(s) for s in every[trie.lookup(every) >= 0].tolist()]
+
+
+def test_full_width_beam_search_equals_exhaustive_scoring() -> None:
+    model, inp, trie = _setup()
+    n = len(_all_sids(trie))
+    result = beam_search(model, inp, trie, beam_width=n, top_k=10)
+    items, scores = _exhaustive(model, inp, trie, 10)
+    np.testing.assert_allclose(result.scores, scores, atol=1e-4)
+    assert (result.item_ids == items).all()
+
+
+def test_constrained_decoding_never_emits_an_invalid_sid() -> None:
+    model, inp, trie = _setup(n_items=25, batch=16, seed=3)
+    for width in (1, 2, 5):
+        result = beam_search(model, inp, trie, beam_width=width, top_k=5)
+        valid = result.item_ids >= 0
+        assert (trie.lookup(result.sids[valid]) == result.item_ids[valid]).all()
+        assert (result.item_ids >= 0).sum(1).min() >= 1
+
+
+def test_beam_search_returns_top_k_items_sorted_by_score() -> None:
+    model, inp, trie = _setup()
+    result = beam_search(model, inp, trie, beam_width=8, top_k=8)
+    assert result.item_ids.shape == (6, 8)
+    assert (np.diff(result.scores, axis=1) <= 1e-6).all()
+    assert all(len(set(row)) == len(row) for row in result.item_ids.tolist())
+
+
+def test_pruning_with_zero_margin_setting_equals_full_beam_search() -> None:
+    model, inp, trie = _setup(seed=5)
+    full = beam_search(model, inp, trie, beam_width=6, top_k=6)
+    disabled = beam_search(model, inp, trie, beam_width=6, top_k=6,
+                           pruning=PruningConfig(keep_tokens=9, beam_margin=math.inf, confidence_mass=1.0))
+    assert (full.item_ids == disabled.item_ids).all()
+    np.testing.assert_allclose(full.scores, disabled.scores)
+
+
+def test_beam_pruning_cuts_decoder_rows_and_keeps_valid_results() -> None:
+    model, inp, trie = _setup(seed=2)
+    full = beam_search(model, inp, trie, beam_width=10, top_k=3)
+    pruned = beam_search(model, inp, trie, beam_width=10, top_k=3, pruning=PruningConfig(beam_margin=2.0, confidence_mass=0.9))
+    assert pruned.decoder_rows < full.decoder_rows
+    assert (pruned.item_ids[:, 0] == full.item_ids[:, 0]).mean() >= 0.5
+    valid = pruned.item_ids >= 0
+    assert (trie.lookup(pruned.sids[valid]) == pruned.item_ids[valid]).all()
+
+
+def test_token_pruning_reads_fewer_tokens() -> None:
+    model, inp, trie = _setup()
+    full = beam_search(model, inp, trie, beam_width=4, top_k=4)
+    pruned = beam_search(model, inp, trie, beam_width=4, top_k=4, pruning=PruningConfig(keep_tokens=4))
+    assert pruned.encoder_tokens < full.encoder_tokens
+
+
+@pytest.mark.parametrize("k", [1, 40])
+def test_short_catalogue_pads_with_minus_one(k: int) -> None:
+    model, inp, trie = _setup(n_items=12)
+    result = beam_search(model, inp, trie, beam_width=40, top_k=k)
+    n_valid = len(_all_sids(trie))
+    assert ((result.item_ids >= 0).sum(1) == min(k, n_valid)).all()
