@@ -52,7 +52,7 @@ def decode_outcomes(images: Iterable[object]) -> list[tuple[int, ...] | str]:
     """Per image: its decoded (H, W, C) shape, or a string saying why it is unreadable."""
     outcomes: list[tuple[int, ...] | str] = []
     for data in images:
-        if data is None or (isinstance(data, float) and np.isnan(data)):
+        if data is None or data is pd.NA or (isinstance(data, float) and np.isnan(data)):
             outcomes.append("missing image (null)")
         elif not isinstance(data, (bytes, bytearray, memoryview)):
             outcomes.append(f"not bytes but {type(data).__name__}")

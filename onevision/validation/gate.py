@@ -1,6 +1,7 @@
 """The data validation gate: every world table against its GE suite, one report, raise on failure."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from onevision.validation.derived import derive
+from onevision.validation.derived import Derived, derive
 from onevision.validation.ge_runner import TableBatch, run_batches
 from onevision.validation.limits import ContractLimits, limits_for_world
 from onevision.validation.report import (
@@ -49,6 +50,30 @@ def _click_rate(frame: pd.DataFrame) -> float | None:
     return float(rate) if np.isfinite(rate) else None
 
 
+def _table_batches(frames: dict[str, pd.DataFrame], derived: Derived, limits: ContractLimits) -> list[TableBatch]:
+    batches = []
+    for table in TABLES:
+        if table.name not in frames:
+            continue
+        frame = derived.frames[table.name]
+        click_rate = _click_rate(frame) if table.name == "impressions" else None
+        batches.append(TableBatch(
+            table=table.name,
+            frame=frame,
+            expectations=table_expectations(table, set(frame.columns), limits, derived.checks, click_rate is not None),
+            key_columns=[k for k in table.key if k in frame.columns],
+            parameters={} if click_rate is None else {CLICK_RATE_PARAMETER: click_rate},
+        ))
+    return batches
+
+
+def _error_message(world_dir: Path, report: ValidationReport) -> str:
+    n = len(report.failures)
+    lines = "\n".join(f"  - {f}" for f in report.failures)
+    return (f"data validation failed for {world_dir}: {n} failed expectation{'s' if n != 1 else ''} "
+            f"(full result: {report.report_path})\n{lines}")
+
+
 def validate_world(
     world_dir: Path | str,
     report_dir: Path | None = None,
@@ -71,54 +96,31 @@ def validate_world(
     loaded = {t.name: _load(world_dir, t) for t in TABLES}
     frames = {name: v for name, v in loaded.items() if isinstance(v, pd.DataFrame)}
     derived = derive(frames, limits.splits, limits.image_shape)
-
-    batches = []
-    for table in TABLES:
-        if table.name not in frames:
-            continue
-        frame = derived.frames[table.name]
-        click_rate = _click_rate(frame) if table.name == "impressions" else None
-        batches.append(TableBatch(
-            table=table.name,
-            frame=frame,
-            expectations=table_expectations(table, set(frame.columns), limits, derived.checks, click_rate is not None),
-            key_columns=[k for k in table.key if k in frame.columns],
-            parameters={} if click_rate is None else {CLICK_RATE_PARAMETER: click_rate},
-        ))
-
     docs_dir = report_dir / DOCS_DIR if data_docs else None
     if docs_dir is not None and docs_dir.exists():
         shutil.rmtree(docs_dir)  # our own output of an earlier run: keep the index to this run
-    ge_results, docs_index = run_batches(batches, docs_dir)
+    ge_results, docs_index = run_batches(_table_batches(frames, derived, limits), docs_dir)
 
     suite_results = {t.name: ge_results.get(t.name, loaded[t.name]) for t in TABLES}
     counts, failures = {}, []
     for table in TABLES:
-        result = suite_results[table.name]
         rows = len(frames[table.name]) if table.name in frames else None
-        counts[table.name] = table_counts(table.name, result, rows)
-        failures += failure_messages(table.name, result, set(table.key))
-
-    report_path = report_dir / RESULT_FILE
+        counts[table.name] = table_counts(table.name, suite_results[table.name], rows)
+        failures += failure_messages(table.name, suite_results[table.name], set(table.key))
     report = ValidationReport(
-        success=not failures, tables=counts, report_path=report_path, data_docs_path=docs_index,
+        success=not failures, tables=counts, report_path=report_dir / RESULT_FILE, data_docs_path=docs_index,
         failures=failures, seconds=time.perf_counter() - start,
     )
-    write_result(report_path, {
+    write_result(report.report_path, {
         "success": report.success,
         "world_dir": str(world_dir),
         "image_shape": list(derived.image_shape) if derived.image_shape else None,
-        "limits": {k: v for k, v in limits.__dict__.items()},
+        "limits": dataclasses.asdict(limits),
         "failures": failures,
         "tables": {name: {"rows": c.rows, "expectations": c.expectations, "passed": c.passed, "failed": c.failed}
                    for name, c in counts.items()},
         "results": suite_results,
     })
     if failures:
-        lines = "\n".join(f"  - {f}" for f in failures)
-        raise DataValidationError(
-            f"data validation failed for {world_dir}: {len(failures)} failed expectation"
-            f"{'s' if len(failures) != 1 else ''} (full result: {report_path})\n{lines}",
-            report,
-        )
+        raise DataValidationError(_error_message(world_dir, report), report)
     return report

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "validation_result.json"
-_NOT_PARAMETERS = {"column", "column_list", "column_A", "column_B", "batch_id", "result_format"}
+_NOT_PARAMETERS = {"column", "column_list", "column_A", "column_B", "batch_id", "result_format", "path"}
 
 
 class DataValidationError(Exception):
@@ -101,10 +101,17 @@ def _parameters(config: dict) -> str:
     return "; ".join(p for p in (check, params) if p)
 
 
+def _exception_message(exception_info: dict) -> str | None:
+    """GE puts one exception_info at the top level, or one per failed metric keyed by metric id."""
+    infos = [exception_info] if "raised_exception" in exception_info else list(exception_info.values())
+    messages = [i.get("exception_message") for i in infos if isinstance(i, dict) and i.get("raised_exception")]
+    return "; ".join(str(m) for m in messages) if messages else None
+
+
 def _detail(result: dict, key_columns: set[str]) -> str:
-    exception = result.get("exception_info") or {}
-    if exception.get("raised_exception"):
-        return f"raised {exception.get('exception_message')}"
+    exception = _exception_message(result.get("exception_info") or {})
+    if exception:
+        return f"raised {exception}"
     outcome = result.get("result") or {}
     if "details" in outcome:
         return str(outcome["details"])
@@ -117,7 +124,7 @@ def _detail(result: dict, key_columns: set[str]) -> str:
         where = (outcome.get("partial_unexpected_index_list") or [None])[0]
         if isinstance(where, dict):
             keys = {k: v for k, v in where.items() if k in key_columns}
-            if keys:
+            if keys and not any(v is None or v == "None" for v in keys.values()):
                 text += " at " + ", ".join(f"{k}={v}" for k, v in keys.items())
         return text
     if "observed_value" in outcome:
@@ -141,7 +148,7 @@ def failure_messages(table: str, suite_result: dict, key_columns: set[str]) -> l
         params = _parameters(config)
         lines.append(f"{_subject(table, config)}: {config_type(r)}{f' ({params})' if params else ''} "
                      f"failed — {_detail(r, key_columns)}")
-    return lines
+    return sorted(lines)  # GE's result order follows its metric graph, not the suite
 
 
 def table_counts(table: str, suite_result: dict, rows: int | None) -> TableCounts:

@@ -39,7 +39,7 @@ def _schema_expectations(table: TableSchema) -> list[Expectation]:
     out: list[Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"check": "table is not empty"})]
     for c in table.columns:
         described = f"{c.type}: {c.description}"
-        out.append(gxe.ExpectColumnToExist(column=c.name, meta={"check": f"required column ({described})"}))
+        out.append(gxe.ExpectColumnToExist(column=c.name, meta={"check": f"required; {described}"}))
         out.append(gxe.ExpectColumnValuesToBeOfType(column=c.name, type_=pandas_type(c.type)))
         if not c.nullable:
             out.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name))

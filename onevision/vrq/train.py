@@ -24,16 +24,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VRQTrainConfig:
-    warmup_epochs: int = 30
-    epochs: int = 120
+    warmup_epochs: int = 20
+    epochs: int = 80
     batch_size: int = 256
     lr: float = 2e-3
     commitment: float = 0.25
     align_weight: float = 1.0
-    align_level_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
-    align_temperature: float = 0.05
+    align_level_weights: tuple[float, ...] = (1.0, 0.5)  # shallow levels only: deep codes separate products
+    align_temperature: float = 0.1
     contrastive_weight: float = 0.2
-    restart_dead_until: float = 0.7  # restart unused codes during this share of training
+    restart_dead_until: float = 0.9  # restart unused codes during this share of training
     seed: int = 0
 
 
@@ -104,6 +104,18 @@ def _restart_dead_codes(model: RQAutoencoder, z: torch.Tensor, level0_mask: torc
     return restarted
 
 
+def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over the vector, averaged over the batch (scale comparable to a CE)."""
+    return ((a - b) ** 2).sum(-1).mean()
+
+
+def _detached_distances(model: RQAutoencoder, level: int, residual: torch.Tensor) -> torch.Tensor:
+    q = model.quantizer
+    x = q.level_input(level, residual)
+    cb = q.codebooks[level].detach()
+    return (x * x).sum(-1, keepdim=True) - 2 * x @ cb.T + (cb * cb).sum(-1)[None, :]
+
+
 def train_rq(
     item_emb: np.ndarray,
     item_category: np.ndarray,
@@ -140,7 +152,6 @@ def train_rq(
     with torch.no_grad():
         _init_codebooks(model, model.encode(x), item_mask, train.seed)
     views_of: list[np.ndarray] = [np.flatnonzero(view_item_row == i) for i in range(n)]
-    weights = list(train.align_level_weights) + [train.align_level_weights[-1]] * model.quantizer.levels
     for epoch in range(train.epochs):
         losses = []
         for idx in np.array_split(rng.permutation(n), max(1, n // train.batch_size)):
@@ -149,11 +160,11 @@ def train_rq(
             z = model.encode(x[idx_t])
             zq, codes, residuals = model.quantizer(z, mask)
             z_st = z + (zq - z).detach()
-            loss = F.mse_loss(model.decode(z_st), x[idx_t]) + train.commitment * F.mse_loss(z, zq.detach())
+            loss = _sq(model.decode(z_st), x[idx_t]) + train.commitment * _sq(z, zq.detach())
             # codebook loss: each chosen code moves towards the residual that picked it
             for level, r in enumerate(residuals):
                 chosen = model.quantizer.level_output(level, model.quantizer.codebooks[level][codes[:, level]])
-                loss = loss + F.mse_loss(chosen, r.detach())
+                loss = loss + _sq(chosen, r.detach())
             if config.aligned and train.align_weight > 0:
                 picks = [rng.choice(views_of[i]) for i in idx if len(views_of[i])]
                 owners = [j for j, i in enumerate(idx) if len(views_of[i])]
@@ -161,9 +172,12 @@ def train_rq(
                     zv = model.encode(views[torch.tensor(picks)])
                     item_codes = codes[torch.tensor(owners)].detach()
                     _, _, view_res = model.quantizer(zv, forced_codes=item_codes)
-                    for level, r in enumerate(view_res):
-                        logits = -model.quantizer.distances(level, r) / train.align_temperature
-                        loss = loss + train.align_weight * weights[level] * F.cross_entropy(logits, item_codes[:, level])
+                    for level, r in enumerate(view_res[: len(train.align_level_weights)]):
+                        # Codebooks are held fixed here: alignment moves the views onto their item's path
+                        # rather than dragging (and killing) codes. Distances are scaled to be unit-free.
+                        d = _detached_distances(model, level, r)
+                        logits = -d / (train.align_temperature * d.mean().detach().clamp_min(1e-6))
+                        loss = loss + train.align_weight * train.align_level_weights[level] * F.cross_entropy(logits, item_codes[:, level])
                     za = F.normalize(zv, dim=-1)
                     zi = F.normalize(z[torch.tensor(owners)], dim=-1)
                     sim = za @ zi.T / 0.1

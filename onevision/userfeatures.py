@@ -1,0 +1,331 @@
+"""Observable per-user features: profile, smoothed click/order affinities and recent click history.
+
+Built from the users table and one split's logged impressions only (never `truth/` or the behaviour
+model), so the cascade ranker and the generator see what a production system would see.
+
+Affinity of a user for a value v of an item attribute (brand, price band, category) is the user's
+smoothed share of clicks (or orders) on v, pulled towards the population's share by `smoothing`
+pseudo-events; `affinity()` returns its log-lift over the population share (0 = indifferent).
+
+Training rows must not see their own label: pass `exclude_query_ids` to `features`, `affinity` and
+`history` to remove the engagement of those queries (leave-one-out) when building training examples.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from onevision.world import World
+
+AGE_BANDS = 5  # schema: age_band in [0, 5)
+ATTRIBUTES: tuple[str, ...] = ("brand", "price_band", "category")
+SIGNALS: tuple[str, ...] = ("click", "order")
+ARRAYS_FILE = "user_features.npz"
+META_FILE = "user_features.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class UserFeatureConfig:
+    smoothing: float = 5.0  # pseudo-events pulling a user's shares towards the population's
+    history_len: int = 8  # default n of history()
+
+    def __post_init__(self) -> None:
+        if self.smoothing <= 0 or self.history_len < 1:
+            raise ValueError(f"smoothing must be > 0 and history_len >= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class EngagementLog:
+    """Every clicked impression of the split, most recent first (ts, then slate position, descending)."""
+
+    user_row: np.ndarray  # int64 (E,)
+    query_id: np.ndarray  # int64 (E,)
+    item_id: np.ndarray  # int64 (E,)
+    ordered: np.ndarray  # bool (E,)
+    brand: np.ndarray  # int64 (E,)
+    price_band: np.ndarray
+    category: np.ndarray
+
+    def attribute(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+
+def _check_range(name: str, values: np.ndarray, size: int) -> None:
+    if len(values) and (values.min() < 0 or values.max() >= size):
+        raise ValueError(f"{name} must lie in [0, {size}), got values in [{values.min()}, {values.max()}]")
+
+
+class UserFeatureTable:
+    def __init__(
+        self,
+        config: UserFeatureConfig,
+        vocab: dict[str, int],
+        user_ids: np.ndarray,
+        age_band: np.ndarray,
+        declared_category: np.ndarray,
+        price_sensitivity: np.ndarray,
+        split_query_ids: np.ndarray,
+        split_query_user_row: np.ndarray,
+        log: EngagementLog,
+    ):
+        self.config = config
+        self.vocab = {a: int(vocab[a]) for a in ATTRIBUTES}
+        self.user_ids = np.asarray(user_ids, np.int64)
+        if np.any(np.diff(self.user_ids) <= 0):
+            raise ValueError("user_ids must be sorted and unique")
+        self.age_band = np.asarray(age_band, np.int64)
+        self.declared_category = np.asarray(declared_category, np.int64)
+        self.price_sensitivity = np.asarray(price_sensitivity, np.float64)
+        _check_range("age_band", self.age_band, AGE_BANDS)
+        _check_range("declared_category", self.declared_category, self.vocab["category"])
+        order = np.argsort(split_query_ids, kind="stable")
+        self.split_query_ids = np.asarray(split_query_ids, np.int64)[order]
+        self.split_query_user_row = np.asarray(split_query_user_row, np.int64)[order]
+        self.log = log
+        for a in ATTRIBUTES:
+            _check_range(a, log.attribute(a), self.vocab[a])
+        self._derive()
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def fit(cls, world: World, split: str = "train", config: UserFeatureConfig = UserFeatureConfig()) -> UserFeatureTable:
+        users = world.users.sort_values("user_id")
+        items = world.items.sort_values("item_id")
+        queries = world.queries_of(split)
+        user_ids = users["user_id"].to_numpy(np.int64)
+        q_users = queries["user_id"].to_numpy(np.int64)
+        missing = ~np.isin(q_users, user_ids)
+        if missing.any():
+            raise ValueError(f"queries of split '{split}' name users missing from the users table: {np.unique(q_users[missing])[:5].tolist()}")
+        imp = world.impressions
+        imp = imp[imp["clicked"].to_numpy(bool) & imp["query_id"].isin(queries["query_id"]).to_numpy()]
+        imp = imp.merge(queries[["query_id", "user_id", "ts"]], on="query_id", how="left")
+        imp = imp.sort_values(["ts", "query_id", "position"], ascending=False, kind="stable")
+        item_ids = items["item_id"].to_numpy(np.int64)
+        rows = np.searchsorted(item_ids, imp["item_id"].to_numpy(np.int64))
+        rows = np.clip(rows, 0, max(len(item_ids) - 1, 0))
+        if len(imp) and np.any(item_ids[rows] != imp["item_id"].to_numpy(np.int64)):
+            raise ValueError("impressions name items missing from the items table")
+        attr = {a: items[a].to_numpy(np.int64) for a in ATTRIBUTES}
+        vocab = {a: int(max(attr[a].max(initial=-1), 0) + 1) for a in ATTRIBUTES}
+        vocab["category"] = max(vocab["category"], int(users["declared_category"].max()) + 1)
+        log = EngagementLog(
+            user_row=np.searchsorted(user_ids, imp["user_id"].to_numpy(np.int64)),
+            query_id=imp["query_id"].to_numpy(np.int64),
+            item_id=imp["item_id"].to_numpy(np.int64),
+            ordered=imp["ordered"].to_numpy(bool),
+            **{a: attr[a][rows] for a in ATTRIBUTES},
+        )
+        return cls(
+            config, vocab, user_ids,
+            users["age_band"].to_numpy(np.int64),
+            users["declared_category"].to_numpy(np.int64),
+            users["price_sensitivity"].to_numpy(np.float64),
+            queries["query_id"].to_numpy(np.int64),
+            np.searchsorted(user_ids, q_users),
+            log,
+        )
+
+    def _derive(self) -> None:
+        n_users = len(self.user_ids)
+        log = self.log
+        self._counts: dict[tuple[str, str], np.ndarray] = {}
+        self._prior: dict[tuple[str, str], np.ndarray] = {}
+        for signal in SIGNALS:
+            mask = np.ones(len(log.user_row), bool) if signal == "click" else log.ordered
+            for a in ATTRIBUTES:
+                counts = np.zeros((n_users, self.vocab[a]), np.float64)
+                np.add.at(counts, (log.user_row[mask], log.attribute(a)[mask]), 1.0)
+                self._counts[signal, a] = counts
+                self._prior[signal, a] = (counts.sum(0) + 1.0) / (counts.sum() + self.vocab[a])
+        self._n_queries = np.bincount(self.split_query_user_row, minlength=n_users).astype(np.float64)
+        # user rows of the log, grouped by user (most recent first inside each group)
+        self._by_user = np.argsort(log.user_row, kind="stable")
+        self._user_start = np.searchsorted(log.user_row[self._by_user], np.arange(n_users + 1))
+        self._by_query = np.argsort(log.query_id, kind="stable")
+        self._known_rows = self._feature_rows(np.arange(n_users), None)
+        self._fallback = self._known_rows.mean(0) if n_users else np.zeros(self.n_features, np.float32)
+        self._fallback[-1] = 0.0  # the known flag
+
+    # ---------------------------------------------------------------- lookups
+    def _rows(self, user_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Row of each user id and whether it is known; unknown rows point at 0 and must be masked."""
+        ids = np.asarray(user_ids, np.int64).reshape(-1)
+        if len(self.user_ids) == 0:
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        pos = np.clip(np.searchsorted(self.user_ids, ids), 0, len(self.user_ids) - 1)
+        known = (self.user_ids[pos] == ids) & (ids >= 0)
+        return np.where(known, pos, 0), known
+
+    def known(self, user_ids: np.ndarray) -> np.ndarray:
+        return self._rows(user_ids)[1]
+
+    def _excluded_log(self, rows: np.ndarray, known: np.ndarray, exclude_query_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(batch row, log index) pairs of the engagement to leave out: the excluded query's clicks by that user."""
+        if exclude_query_ids is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        q = np.asarray(exclude_query_ids, np.int64).reshape(-1)
+        if q.shape != rows.shape:
+            raise ValueError(f"exclude_query_ids must have one entry per user id ({rows.shape}), got {q.shape}")
+        sorted_q = self.log.query_id[self._by_query]
+        lo, hi = np.searchsorted(sorted_q, q, "left"), np.searchsorted(sorted_q, q, "right")
+        lengths = hi - lo
+        batch = np.repeat(np.arange(len(q)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        idx = self._by_query[np.repeat(lo, lengths) + offsets]
+        keep = known[batch] & (self.log.user_row[idx] == rows[batch])
+        return batch[keep], idx[keep]
+
+    def _user_counts(self, signal: str, attribute: str, rows: np.ndarray, known: np.ndarray,
+                     excluded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        counts = np.where(known[:, None], self._counts[signal, attribute][rows], 0.0)
+        batch, idx = excluded
+        if signal == "order":
+            batch, idx = batch[self.log.ordered[idx]], idx[self.log.ordered[idx]]
+        np.add.at(counts, (batch, self.log.attribute(attribute)[idx]), -1.0)
+        return counts
+
+    def _query_counts(self, rows: np.ndarray, known: np.ndarray, exclude_query_ids: np.ndarray | None) -> np.ndarray:
+        """The users' query counts in the split (0 if unknown), less the excluded query when it is theirs."""
+        n = np.where(known, self._n_queries[rows], 0.0)
+        if exclude_query_ids is not None and len(self.split_query_ids):
+            q = np.asarray(exclude_query_ids, np.int64).reshape(-1)
+            pos = np.clip(np.searchsorted(self.split_query_ids, q), 0, len(self.split_query_ids) - 1)
+            n = n - (known & (self.split_query_ids[pos] == q) & (self.split_query_user_row[pos] == rows))
+        return n
+
+    def _shares(self, signal: str, attribute: str, counts: np.ndarray) -> np.ndarray:
+        a = self.config.smoothing
+        return (counts + a * self._prior[signal, attribute]) / (counts.sum(1, keepdims=True) + a)
+
+    # ---------------------------------------------------------------- public features
+    @property
+    def feature_names(self) -> list[str]:
+        names = [f"age_band={i}" for i in range(AGE_BANDS)]
+        names += [f"declared_category={i}" for i in range(self.vocab["category"])]
+        names.append("price_sensitivity")
+        for signal in SIGNALS:
+            for a in ATTRIBUTES:
+                names += [f"{signal}_share_{a}={v}" for v in range(self.vocab[a])]
+        return names + ["log_queries", "log_clicks", "log_orders", "known"]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def _feature_rows(self, user_rows: np.ndarray, exclude_query_ids: np.ndarray | None) -> np.ndarray:
+        rows = np.asarray(user_rows, np.int64)
+        known = np.ones(len(rows), bool)
+        excluded = self._excluded_log(rows, known, exclude_query_ids)
+        parts = [
+            np.eye(AGE_BANDS)[self.age_band[rows]],
+            np.eye(self.vocab["category"])[self.declared_category[rows]],
+            self.price_sensitivity[rows, None],
+        ]
+        totals = {}
+        for signal in SIGNALS:
+            for a in ATTRIBUTES:
+                counts = self._user_counts(signal, a, rows, known, excluded)
+                parts.append(self._shares(signal, a, counts))
+                totals[signal] = counts.sum(1)
+        n_queries = self._query_counts(rows, known, exclude_query_ids)
+        parts += [np.log1p(n_queries)[:, None], np.log1p(totals["click"])[:, None], np.log1p(totals["order"])[:, None],
+                  np.ones((len(rows), 1))]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def features(self, user_ids: np.ndarray, exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+        """float32 (B, F); unknown users (or -1) get the population-average row with known = 0."""
+        rows, known = self._rows(user_ids)
+        out = np.tile(self._fallback, (len(rows), 1))
+        if known.any():
+            ex = None if exclude_query_ids is None else np.asarray(exclude_query_ids, np.int64).reshape(-1)[known]
+            out[known] = self._known_rows[rows[known]] if ex is None else self._feature_rows(rows[known], ex)
+        return out
+
+    def affinity(self, attribute: str, user_ids: np.ndarray, values: np.ndarray, signal: str = "click",
+                 exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+        """Log-lift of each user's smoothed share on `values` (B, K) of `attribute`; 0 for unknown users."""
+        if attribute not in ATTRIBUTES or signal not in SIGNALS:
+            raise ValueError(f"attribute must be one of {ATTRIBUTES} and signal one of {SIGNALS}, got {attribute!r}, {signal!r}")
+        values = np.asarray(values, np.int64)
+        rows, known = self._rows(user_ids)
+        if values.ndim != 2 or values.shape[0] != len(rows):
+            raise ValueError(f"values must be a (B, K) matrix with B = {len(rows)} users, got shape {values.shape}")
+        _check_range(attribute, values, self.vocab[attribute])
+        counts = self._user_counts(signal, attribute, rows, known, self._excluded_log(rows, known, exclude_query_ids))
+        lift = np.log(self._shares(signal, attribute, counts) / self._prior[signal, attribute])
+        return np.take_along_axis(lift, values, axis=1).astype(np.float32)
+
+    def brand_affinity(self, user_ids: np.ndarray, item_brands: np.ndarray, **kw) -> np.ndarray:
+        return self.affinity("brand", user_ids, item_brands, **kw)
+
+    def price_band_affinity(self, user_ids: np.ndarray, item_bands: np.ndarray, **kw) -> np.ndarray:
+        return self.affinity("price_band", user_ids, item_bands, **kw)
+
+    def category_affinity(self, user_ids: np.ndarray, item_categories: np.ndarray, **kw) -> np.ndarray:
+        return self.affinity("category", user_ids, item_categories, **kw)
+
+    def profile(self, user_ids: np.ndarray, exclude_query_ids: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(declared_category int64 (-1 unknown), price_sensitivity float32 (population mean if unknown),
+        log1p(query count in the split) float32 (0 if unknown))."""
+        rows, known = self._rows(user_ids)
+        mean_sens = float(self.price_sensitivity.mean()) if len(self.price_sensitivity) else 0.5
+        return (
+            np.where(known, self.declared_category[rows], -1),
+            np.where(known, self.price_sensitivity[rows], mean_sens).astype(np.float32),
+            np.log1p(self._query_counts(rows, known, exclude_query_ids)).astype(np.float32),
+        )
+
+    def history(self, user_ids: np.ndarray, n: int | None = None, exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+        """int64 (B, n): the user's last n clicked item ids, most recent first, -1 padded."""
+        n = self.config.history_len if n is None else n
+        if n < 1:
+            raise ValueError(f"history length must be >= 1, got {n}")
+        rows, known = self._rows(user_ids)
+        ex = None if exclude_query_ids is None else np.asarray(exclude_query_ids, np.int64).reshape(-1)
+        out = np.full((len(rows), n), -1, np.int64)
+        for b in np.flatnonzero(known):
+            idx = self._by_user[self._user_start[rows[b]] : self._user_start[rows[b] + 1]]
+            if ex is not None:
+                idx = idx[self.log.query_id[idx] != ex[b]]
+            take = self.log.item_id[idx[:n]]
+            out[b, : len(take)] = take
+        return out
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "user_ids": self.user_ids, "age_band": self.age_band, "declared_category": self.declared_category,
+            "price_sensitivity": self.price_sensitivity, "split_query_ids": self.split_query_ids,
+            "split_query_user_row": self.split_query_user_row,
+            **{f"log_{k}": v for k, v in self.log.__dict__.items()},
+        }
+        np.savez(directory / ARRAYS_FILE, **arrays)
+        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), "vocab": self.vocab,
+                "feature_names": self.feature_names}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> UserFeatureTable:
+        directory = Path(directory)
+        meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
+        for p in (meta_path, arrays_path):
+            if not p.exists():
+                raise FileNotFoundError(f"user feature table incomplete: {p} is missing")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_path}: format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        with np.load(arrays_path) as z:
+            a = {k: z[k] for k in z.files}
+        log = EngagementLog(**{k[4:]: a.pop(k) for k in list(a) if k.startswith("log_")})
+        return cls(UserFeatureConfig(**meta["config"]), meta["vocab"], log=log, **a)

@@ -1,0 +1,67 @@
+"""The promotion gate: a passing parity report (`{"passed": bool, ...}`) must exist for the model."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from serving.canary.errors import ParityGateError
+
+# Where the report sits under a model's storage URI, tried in this order.
+PARITY_KEYS = ("parity.json", "parity/parity.json")
+
+
+@dataclass(frozen=True)
+class ParityVerdict:
+    location: str
+    passed: bool
+    report: dict[str, Any]
+
+
+def _split(location: str) -> tuple[str, str]:
+    parent, _, key = location.rstrip("/").rpartition("/")
+    return (parent or ".", key)
+
+
+def _read(root: str, key: str) -> dict[str, Any] | None:
+    """The report at `root`/`key`, or None if there is none; other failures raise ParityGateError."""
+    from onevision.storage import ArtifactNotFoundError, ArtifactStoreError, open_store
+
+    location = f"{root.rstrip('/')}/{key}"
+    try:
+        report = open_store(root).get_json(key)
+    except ArtifactNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise ParityGateError(f"parity report {location} is not valid JSON: {exc}") from exc
+    except (ArtifactStoreError, ValueError) as exc:
+        raise ParityGateError(f"cannot read parity report {location}: {exc}") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
+        raise ParityGateError(f'parity report {location} has no boolean "passed" field; expected {{"passed": true, ...}}')
+    return report
+
+
+def read_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
+    """The report at `parity` (a file path or URI) if given, else the first of PARITY_KEYS under `storage_uri`."""
+    candidates = [_split(parity)] if parity else [(storage_uri, key) for key in PARITY_KEYS]
+    for root, key in candidates:
+        report = _read(root, key)
+        if report is not None:
+            return ParityVerdict(location=f"{root.rstrip('/')}/{key}", passed=report["passed"], report=report)
+    tried = ", ".join(f"{root.rstrip('/')}/{key}" for root, key in candidates)
+    raise ParityGateError(
+        f"promotion of {storage_uri} refused: no parity report found (tried {tried}); run the parity gate for "
+        "this model first or pass --parity PATH"
+    )
+
+
+def require_passing_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
+    verdict = read_parity(storage_uri, parity)
+    if not verdict.passed:
+        reasons = verdict.report.get("reasons")  # onevision.evaluation.parity writes a list of strings
+        why = "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else ""
+        raise ParityGateError(
+            f"promotion of {storage_uri} refused: parity report {verdict.location} says passed=false"
+            + (f": {why}" if why else "")
+        )
+    return verdict
