@@ -7,8 +7,9 @@ Affinity of a user for a value v of an item attribute (brand, price band, catego
 smoothed share of clicks (or orders) on v, pulled towards the population's share by `smoothing`
 pseudo-events; `affinity()` returns its log-lift over the population share (0 = indifferent).
 
-Training rows must not see their own label: pass `exclude_query_ids` to `features`, `affinity` and
-`history` to remove the engagement of those queries (leave-one-out) when building training examples.
+Training rows must not see their own label: pass `exclude_query_ids` to `features`, `affinity`,
+`profile` and `history` to compute them as if those queries had not been logged (leave-one-out) when
+building training examples.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ class UserFeatureTable:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def fit(cls, world: World, split: str = "train", config: UserFeatureConfig = UserFeatureConfig()) -> UserFeatureTable:
+    def fit(cls, world: World, split: str = "train",
+            config: UserFeatureConfig = UserFeatureConfig()) -> UserFeatureTable:
         users = world.users.sort_values("user_id")
         items = world.items.sort_values("item_id")
         queries = world.queries_of(split)
@@ -102,7 +104,10 @@ class UserFeatureTable:
         q_users = queries["user_id"].to_numpy(np.int64)
         missing = ~np.isin(q_users, user_ids)
         if missing.any():
-            raise ValueError(f"queries of split '{split}' name users missing from the users table: {np.unique(q_users[missing])[:5].tolist()}")
+            raise ValueError(
+                f"queries of split '{split}' name users missing from the users table: "
+                f"{np.unique(q_users[missing])[:5].tolist()}"
+            )
         imp = world.impressions
         imp = imp[imp["clicked"].to_numpy(bool) & imp["query_id"].isin(queries["query_id"]).to_numpy()]
         imp = imp.merge(queries[["query_id", "user_id", "ts"]], on="query_id", how="left")
@@ -136,14 +141,12 @@ class UserFeatureTable:
         n_users = len(self.user_ids)
         log = self.log
         self._counts: dict[tuple[str, str], np.ndarray] = {}
-        self._prior: dict[tuple[str, str], np.ndarray] = {}
         for signal in SIGNALS:
             mask = np.ones(len(log.user_row), bool) if signal == "click" else log.ordered
             for a in ATTRIBUTES:
                 counts = np.zeros((n_users, self.vocab[a]), np.float64)
                 np.add.at(counts, (log.user_row[mask], log.attribute(a)[mask]), 1.0)
                 self._counts[signal, a] = counts
-                self._prior[signal, a] = (counts.sum(0) + 1.0) / (counts.sum() + self.vocab[a])
         self._n_queries = np.bincount(self.split_query_user_row, minlength=n_users).astype(np.float64)
         # user rows of the log, grouped by user (most recent first inside each group)
         self._by_user = np.argsort(log.user_row, kind="stable")
@@ -166,7 +169,8 @@ class UserFeatureTable:
     def known(self, user_ids: np.ndarray) -> np.ndarray:
         return self._rows(user_ids)[1]
 
-    def _excluded_log(self, rows: np.ndarray, known: np.ndarray, exclude_query_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _excluded_log(self, rows: np.ndarray, known: np.ndarray,
+                      exclude_query_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(batch row, log index) pairs of the engagement to leave out: the excluded query's clicks by that user."""
         if exclude_query_ids is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -182,14 +186,20 @@ class UserFeatureTable:
         keep = known[batch] & (self.log.user_row[idx] == rows[batch])
         return batch[keep], idx[keep]
 
-    def _user_counts(self, signal: str, attribute: str, rows: np.ndarray, known: np.ndarray,
-                     excluded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        counts = np.where(known[:, None], self._counts[signal, attribute][rows], 0.0)
+    def _shares(self, signal: str, attribute: str, rows: np.ndarray, known: np.ndarray,
+                excluded: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the users' counts, smoothed shares, population shares), each (B, V), without the excluded engagement."""
         batch, idx = excluded
         if signal == "order":
             batch, idx = batch[self.log.ordered[idx]], idx[self.log.ordered[idx]]
-        np.add.at(counts, (batch, self.log.attribute(attribute)[idx]), -1.0)
-        return counts
+        removed = np.zeros((len(rows), self.vocab[attribute]))
+        np.add.at(removed, (batch, self.log.attribute(attribute)[idx]), 1.0)
+        table = self._counts[signal, attribute]
+        counts = np.where(known[:, None], table[rows], 0.0) - removed
+        population = table.sum(0)[None, :] - removed
+        prior = (population + 1.0) / (population.sum(1, keepdims=True) + self.vocab[attribute])
+        a = self.config.smoothing
+        return counts, (counts + a * prior) / (counts.sum(1, keepdims=True) + a), prior
 
     def _query_counts(self, rows: np.ndarray, known: np.ndarray, exclude_query_ids: np.ndarray | None) -> np.ndarray:
         """The users' query counts in the split (0 if unknown), less the excluded query when it is theirs."""
@@ -199,10 +209,6 @@ class UserFeatureTable:
             pos = np.clip(np.searchsorted(self.split_query_ids, q), 0, len(self.split_query_ids) - 1)
             n = n - (known & (self.split_query_ids[pos] == q) & (self.split_query_user_row[pos] == rows))
         return n
-
-    def _shares(self, signal: str, attribute: str, counts: np.ndarray) -> np.ndarray:
-        a = self.config.smoothing
-        return (counts + a * self._prior[signal, attribute]) / (counts.sum(1, keepdims=True) + a)
 
     # ---------------------------------------------------------------- public features
     @property
@@ -231,8 +237,8 @@ class UserFeatureTable:
         totals = {}
         for signal in SIGNALS:
             for a in ATTRIBUTES:
-                counts = self._user_counts(signal, a, rows, known, excluded)
-                parts.append(self._shares(signal, a, counts))
+                counts, shares, _ = self._shares(signal, a, rows, known, excluded)
+                parts.append(shares)
                 totals[signal] = counts.sum(1)
         n_queries = self._query_counts(rows, known, exclude_query_ids)
         parts += [np.log1p(n_queries)[:, None], np.log1p(totals["click"])[:, None], np.log1p(totals["order"])[:, None],
@@ -252,14 +258,17 @@ class UserFeatureTable:
                  exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
         """Log-lift of each user's smoothed share on `values` (B, K) of `attribute`; 0 for unknown users."""
         if attribute not in ATTRIBUTES or signal not in SIGNALS:
-            raise ValueError(f"attribute must be one of {ATTRIBUTES} and signal one of {SIGNALS}, got {attribute!r}, {signal!r}")
+            raise ValueError(
+                f"attribute must be one of {ATTRIBUTES} and signal one of {SIGNALS}, got {attribute!r}, {signal!r}"
+            )
         values = np.asarray(values, np.int64)
         rows, known = self._rows(user_ids)
         if values.ndim != 2 or values.shape[0] != len(rows):
             raise ValueError(f"values must be a (B, K) matrix with B = {len(rows)} users, got shape {values.shape}")
         _check_range(attribute, values, self.vocab[attribute])
-        counts = self._user_counts(signal, attribute, rows, known, self._excluded_log(rows, known, exclude_query_ids))
-        lift = np.log(self._shares(signal, attribute, counts) / self._prior[signal, attribute])
+        excluded = self._excluded_log(rows, known, exclude_query_ids)
+        _, shares, prior = self._shares(signal, attribute, rows, known, excluded)
+        lift = np.log(shares / prior)
         return np.take_along_axis(lift, values, axis=1).astype(np.float32)
 
     def brand_affinity(self, user_ids: np.ndarray, item_brands: np.ndarray, **kw) -> np.ndarray:
@@ -283,7 +292,8 @@ class UserFeatureTable:
             np.log1p(self._query_counts(rows, known, exclude_query_ids)).astype(np.float32),
         )
 
-    def history(self, user_ids: np.ndarray, n: int | None = None, exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+    def history(self, user_ids: np.ndarray, n: int | None = None,
+                exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
         """int64 (B, n): the user's last n clicked item ids, most recent first, -1 padded."""
         n = self.config.history_len if n is None else n
         if n < 1:

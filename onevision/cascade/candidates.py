@@ -44,7 +44,8 @@ class Candidates:
         def r(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[b]
 
-        return Candidates(self.item_ids[b], self.scores[b], self.sim[b], self.query_emb[b], r(self.base), r(self.prerank))
+        return Candidates(self.item_ids[b], self.scores[b], self.sim[b], self.query_emb[b], r(self.base),
+                          r(self.prerank))
 
     def sorted_by(self, scores: np.ndarray, top: int) -> Candidates:
         """The `top` best candidates by `scores` (B, N) (padding last), with `scores` as the new score."""

@@ -82,7 +82,9 @@ class Cascade:
         if upto not in STAGES:
             raise ValueError(f"upto must be one of {STAGES}, got {upto!r}")
         if encoder.config.embed_dim != recall.dim:
-            raise ValueError(f"encoder embeds in {encoder.config.embed_dim} dimensions but the ANN index holds {recall.dim}")
+            raise ValueError(
+                f"encoder embeds in {encoder.config.embed_dim} dimensions but the ANN index holds {recall.dim}"
+            )
         self.encoder = encoder
         self.recall = recall
         self.prerank = prerank
@@ -145,7 +147,8 @@ class Cascade:
 
     # ---------------------------------------------------------------- training and artifacts
     @classmethod
-    def fit(cls, world: World | str | Path, encoder_dir: str | Path, config: CascadeConfig = CascadeConfig()) -> Cascade:
+    def fit(cls, world: World | str | Path, encoder_dir: str | Path,
+            config: CascadeConfig = CascadeConfig()) -> Cascade:
         """Train every stage on the split's logged impressions (never the oracle)."""
         from onevision.cascade.items import ItemTable
         from onevision.cascade.logged import LoggedQueries
@@ -163,10 +166,10 @@ class Cascade:
         logged = LoggedQueries.from_world(world, encoder, config.split, config.encode_batch_size, config.progress)
         recalled = recall(logged.emb)
         prerank = PreRanker.fit(logged, recalled, items, config.prerank_config, config.prerank_scorer,
-                                config.prerank_negatives, config.seed, config.progress)
+                                config.prerank_negatives, config.holdout_fraction, config.seed, config.progress)
         ranker = Ranker.fit(logged, recalled, prerank, items, users, config.rank_config, config.rank_scorer,
-                            config.rank_negatives, config.order_weight, config.unknown_user_rate, config.seed,
-                            config.progress)
+                            config.rank_negatives, config.order_weight, config.unknown_user_rate,
+                            config.holdout_fraction, config.seed, config.progress)
         return cls(encoder, recall, prerank, ranker, config, encoder_sha256=encoder_digest(encoder_dir))
 
     def save(self, directory: str | Path) -> Path:
@@ -175,7 +178,8 @@ class Cascade:
         self.recall.save(directory / "recall")
         self.prerank.save(directory / "prerank")
         self.ranker.save(directory / "rank")
-        meta = {"format_version": FORMAT_VERSION, "config": self.config.to_json(), "encoder_sha256": self.encoder_sha256}
+        meta = {"format_version": FORMAT_VERSION, "config": self.config.to_json(),
+                "encoder_sha256": self.encoder_sha256}
         (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return directory
 
@@ -193,8 +197,11 @@ class Cascade:
         digest = encoder_digest(encoder_dir)
         if meta.get("encoder_sha256") not in (None, digest):
             raise ValueError(
-                f"the cascade in {directory} was trained with another encoder (sha256 {meta['encoder_sha256'][:12]}…) "
+                f"the cascade in {directory} was trained with another encoder "
+                f"(sha256 {meta['encoder_sha256'][:12]}…) "
                 f"than {encoder_dir} (sha256 {digest[:12]}…)"
             )
-        return cls(ImageEncoder.load(encoder_dir), AnnRecall.load(directory / "recall"), PreRanker.load(directory / "prerank"),
-                   Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest)
+        return cls(
+            ImageEncoder.load(encoder_dir), AnnRecall.load(directory / "recall"), PreRanker.load(directory / "prerank"),
+            Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest,
+        )

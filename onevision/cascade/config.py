@@ -30,13 +30,14 @@ class ScorerConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     min_steps: int = 300  # small data sets train for more epochs, up to this many optimiser steps
+    patience: int = 3  # epochs without a better holdout loss before training stops
 
     def __post_init__(self) -> None:
         if (any(h < 1 for h in self.hidden) or self.epochs < 1 or self.lr <= 0 or self.batch_size < 1
-                or self.weight_decay < 0 or self.min_steps < 0):
+                or self.weight_decay < 0 or self.min_steps < 0 or self.patience < 1):
             raise ValueError(
                 "invalid scorer config (hidden sizes >= 1, epochs >= 1, lr > 0, batch_size >= 1, weight_decay >= 0, "
-                f"min_steps >= 0): {self}"
+                f"min_steps >= 0, patience >= 1): {self}"
             )
 
     def epochs_for(self, rows: int) -> int:
@@ -74,12 +75,12 @@ class CascadeConfig:
     prerank_m: int = 50
     agree_k: int = 5
     prerank_negatives: int = 10  # unshown recall candidates per logged query, labelled 0
-    prerank_epochs: int = 4
+    prerank_epochs: int = 10
     prerank_lr: float = 0.01
     # personalised rank (MLP on user x item features)
     rank_hidden: tuple[int, ...] = (64, 32)
     rank_negatives: int = 10  # unshown pre-rank candidates per logged query, labelled 0
-    rank_epochs: int = 8
+    rank_epochs: int = 20
     rank_lr: float = 0.003
     history: int = 8
     order_weight: float = 2.0  # extra sample weight of an ordered item (label: clicked)
@@ -88,6 +89,8 @@ class CascadeConfig:
     batch_size: int = 512
     weight_decay: float = 1e-4
     min_steps: int = 300  # small worlds train for more epochs, up to this many optimiser steps
+    holdout_fraction: float = 0.1  # latest share of the split's queries held out for early stopping
+    patience: int = 3
     user_smoothing: float = 5.0
     encode_batch_size: int = 256
     split: str = "train"
@@ -98,8 +101,11 @@ class CascadeConfig:
         object.__setattr__(self, "rank_hidden", tuple(int(h) for h in self.rank_hidden))
         if self.prerank_negatives < 0 or self.rank_negatives < 0 or self.order_weight < 0:
             raise ValueError(f"negatives and order_weight must be >= 0, got {self}")
-        if not 0 <= self.unknown_user_rate < 1:
-            raise ValueError(f"unknown_user_rate must lie in [0, 1), got {self.unknown_user_rate}")
+        if not 0 <= self.unknown_user_rate < 1 or not 0 <= self.holdout_fraction < 1:
+            raise ValueError(
+                "unknown_user_rate and holdout_fraction must lie in [0, 1), "
+                f"got {self.unknown_user_rate}, {self.holdout_fraction}"
+            )
         # validate the derived stage configs early
         self.recall_config, self.prerank_config, self.rank_config  # noqa: B018
         self.prerank_scorer, self.rank_scorer  # noqa: B018
@@ -119,12 +125,12 @@ class CascadeConfig:
     @property
     def prerank_scorer(self) -> ScorerConfig:
         return ScorerConfig((), self.prerank_epochs, self.prerank_lr, self.batch_size, self.weight_decay, self.seed,
-                            self.min_steps)
+                            self.min_steps, self.patience)
 
     @property
     def rank_scorer(self) -> ScorerConfig:
         return ScorerConfig(self.rank_hidden, self.rank_epochs, self.rank_lr, self.batch_size, self.weight_decay,
-                            self.seed + 1, self.min_steps)
+                            self.seed + 1, self.min_steps, self.patience)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

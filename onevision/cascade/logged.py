@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class LoggedQueries:
     query_ids: np.ndarray  # int64 (Q,)
     user_ids: np.ndarray  # int64 (Q,)
+    ts: np.ndarray  # int64 (Q,)
     emb: np.ndarray  # float32 (Q, D): the query photos through the encoder
     slate: np.ndarray  # int64 (Q, S): items shown, -1 padded
     clicked: np.ndarray  # bool (Q, S)
@@ -26,6 +27,15 @@ class LoggedQueries:
 
     def __len__(self) -> int:
         return len(self.query_ids)
+
+    def holdout(self, fraction: float) -> np.ndarray:
+        """bool (Q,): the latest `fraction` of the queries by time, for early stopping."""
+        n = int(round(fraction * len(self)))
+        if n >= len(self):
+            raise ValueError(f"holdout fraction {fraction} leaves none of the {len(self)} queries to train on")
+        out = np.zeros(len(self), bool)
+        out[np.lexsort((self.query_ids, self.ts))[len(self) - n :]] = True
+        return out
 
     @classmethod
     def from_world(cls, world: World, encoder: ImageEncoder, split: str = "train", batch_size: int = 256,
@@ -39,7 +49,8 @@ class LoggedQueries:
         if q.empty:
             raise ValueError(f"split '{split}' of {world.root} has no queries to train on")
         chunks = []
-        for start in tqdm(range(0, len(q), 1024), desc=f"encode {split} photos", unit="chunk", leave=False, disable=not progress):
+        starts = range(0, len(q), 1024)
+        for start in tqdm(starts, desc=f"encode {split} photos", unit="chunk", leave=False, disable=not progress):
             images = decode_images(q["image"].iloc[start : start + 1024].tolist())
             chunks.append(encode_images(encoder, images, batch_size)[0])
         query_ids = q["query_id"].to_numpy(np.int64)
@@ -54,8 +65,8 @@ class LoggedQueries:
         slate[row, pos] = imp["item_id"].to_numpy(np.int64)
         clicked[row, pos] = imp["clicked"].to_numpy(bool)
         ordered[row, pos] = imp["ordered"].to_numpy(bool)
-        return cls(query_ids, q["user_id"].to_numpy(np.int64), np.concatenate(chunks).astype(np.float32),
-                   slate, clicked, ordered)
+        return cls(query_ids, q["user_id"].to_numpy(np.int64), q["ts"].to_numpy(np.int64),
+                   np.concatenate(chunks).astype(np.float32), slate, clicked, ordered)
 
 
 def row_of(query_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -107,9 +118,9 @@ class PairSet:
         return cls(np.concatenate([logged.slate, negatives], 1), np.concatenate([logged.clicked, none], 1),
                    np.concatenate([logged.ordered, none], 1))
 
-    def labels(self, order_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mask (Q, K), label (R,), weight (R,)) for the R present pairs."""
+    def labels(self, order_weight: float, holdout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mask (Q, K), label (R,), weight (R,), holdout (R,)) for the R present pairs; holdout (Q,) per query."""
         mask = self.item_ids >= 0
         y = self.clicked[mask].astype(np.float32)
         w = (1.0 + order_weight * self.ordered[mask]).astype(np.float32)
-        return mask, y, w
+        return mask, y, w, np.broadcast_to(holdout[:, None], mask.shape)[mask]

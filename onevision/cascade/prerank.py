@@ -43,14 +43,17 @@ class PreRanker:
 
     @classmethod
     def fit(cls, logged: LoggedQueries, recalled: Candidates, items: ItemTable, config: PreRankConfig = PreRankConfig(),
-            scorer: ScorerConfig = ScorerConfig(), negatives: int = 10, seed: int = 0, progress: bool = True) -> PreRanker:
-        """Clicks on logged slates (+ `negatives` unshown recall candidates per query, label 0) as labels."""
+            scorer: ScorerConfig = ScorerConfig(), negatives: int = 10, holdout_fraction: float = 0.1, seed: int = 0,
+            progress: bool = True) -> PreRanker:
+        """Clicks on logged slates (+ `negatives` unshown recall candidates per query, label 0) as labels; the
+        latest `holdout_fraction` of the queries picks the epoch."""
         rng = np.random.default_rng([seed, 2])
         pairs = PairSet.build(logged, sample_unshown(recalled.item_ids, logged.slate, negatives, rng))
         tops = top_categories(recalled.item_ids, items, config.agree_k)
         feats = pair_base_features(logged.emb, items, pairs.item_ids, tops)
-        mask, y, w = pairs.labels(order_weight=0.0)
-        return cls(Scorer.fit(feats[mask], y, w, list(BASE_FEATURES), scorer, "pre-rank", progress), items, config)
+        mask, y, w, held = pairs.labels(0.0, logged.holdout(holdout_fraction))
+        fitted = Scorer.fit(feats[mask], y, w, list(BASE_FEATURES), scorer, held, "pre-rank", progress)
+        return cls(fitted, items, config)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

@@ -89,10 +89,11 @@ class Ranker:
     @classmethod
     def fit(cls, logged: LoggedQueries, recalled: Candidates, prerank: PreRanker, items: ItemTable,
             users: UserFeatureTable, config: RankConfig = RankConfig(), scorer: ScorerConfig = ScorerConfig(),
-            negatives: int = 10, order_weight: float = 2.0, unknown_user_rate: float = 0.1, seed: int = 0,
-            progress: bool = True) -> Ranker:
+            negatives: int = 10, order_weight: float = 2.0, unknown_user_rate: float = 0.1,
+            holdout_fraction: float = 0.1, seed: int = 0, progress: bool = True) -> Ranker:
         """Logged slates (clicks as labels, orders weighted 1 + order_weight) plus `negatives` unshown
-        pre-rank candidates per query. User features leave the query itself out, so no row sees its label."""
+        pre-rank candidates per query. User features leave the query itself out, so no row sees its label;
+        the latest `holdout_fraction` of the queries picks the epoch."""
         rng = np.random.default_rng([seed, 3])
         preranked = prerank(recalled)
         pairs = PairSet.build(logged, sample_unshown(preranked.item_ids, logged.slate, negatives, rng))
@@ -103,8 +104,9 @@ class Ranker:
         cands = Candidates(pairs.item_ids, np.zeros(pairs.item_ids.shape, np.float32), base[:, :, 0], logged.emb,
                            base=base, prerank=prerank.scorer(base))
         feats = rank_features(cands, user_ids, items, users, config.history, exclude_query_ids=logged.query_ids)
-        mask, y, w = pairs.labels(order_weight)
-        return cls(Scorer.fit(feats[mask], y, w, list(RANK_FEATURES), scorer, "rank", progress), items, users, config)
+        mask, y, w, held = pairs.labels(order_weight, logged.holdout(holdout_fraction))
+        fitted = Scorer.fit(feats[mask], y, w, list(RANK_FEATURES), scorer, held, "rank", progress)
+        return cls(fitted, items, users, config)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -121,5 +123,6 @@ class Ranker:
         if not (directory / CONFIG_FILE).exists():
             raise FileNotFoundError(f"rank artifact missing: {directory / CONFIG_FILE}")
         config = RankConfig(**json.loads((directory / CONFIG_FILE).read_text()))
-        return cls(Scorer.load(directory), ItemTable.load(directory), UserFeatureTable.load(directory / USERS_DIR), config)
+        users = UserFeatureTable.load(directory / USERS_DIR)
+        return cls(Scorer.load(directory), ItemTable.load(directory), users, config)
 

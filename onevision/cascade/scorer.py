@@ -38,12 +38,16 @@ class Scorer:
         self.weights = [np.asarray(w, np.float32) for w in weights]
         self.biases = [np.asarray(b, np.float32) for b in biases]
         if self.weights[0].shape[0] != len(self.feature_names) or self.mean.shape != (len(self.feature_names),):
-            raise ValueError(f"scorer weights expect {self.weights[0].shape[0]} features, names give {len(self.feature_names)}")
+            raise ValueError(
+                f"scorer weights expect {self.weights[0].shape[0]} features, names give {len(self.feature_names)}"
+            )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits of features (..., F) → (...,) float32."""
         if x.shape[-1] != len(self.feature_names):
-            raise ValueError(f"scorer expects {len(self.feature_names)} features ({self.feature_names}), got {x.shape[-1]}")
+            raise ValueError(
+                f"scorer expects {len(self.feature_names)} features ({self.feature_names}), got {x.shape[-1]}"
+            )
         h = ((x.reshape(-1, x.shape[-1]) - self.mean) / self.std).astype(np.float32)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w + b
@@ -52,23 +56,35 @@ class Scorer:
         return h.reshape(x.shape[:-1])
 
     @classmethod
-    def fit(cls, *args, **kwargs) -> Scorer:
-        """Train on features x (R, F), binary labels y (R,) and sample weights (R,); see `_fit`."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, weight: np.ndarray, feature_names: list[str], config: ScorerConfig,
+            holdout: np.ndarray | None = None, desc: str = "scorer", progress: bool = True) -> Scorer:
+        """Train on features x (R, F), binary labels y (R,) and sample weights (R,).
+
+        holdout: bool (R,), rows kept out of training to pick the epoch with the lowest weighted loss on them
+        (early stopping after `config.patience` epochs without improvement); None trains on every row for
+        the full schedule."""
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or len(x) != len(y) or len(y) != len(weight) or len(x) == 0:
+            raise ValueError(
+                f"{desc}: expected x (R, F) with R > 0 and y, weight (R,), "
+                f"got {x.shape}, {np.shape(y)}, {np.shape(weight)}"
+            )
+        if holdout is not None and (np.shape(holdout) != (len(x),) or np.all(holdout)):
+            raise ValueError(f"{desc}: holdout must be a bool mask of {len(x)} rows that leaves some rows to train on")
         with single_torch_thread():
-            return cls._fit(*args, **kwargs)
+            return cls._fit(x, np.asarray(y, np.float32), np.asarray(weight, np.float32), feature_names, config,
+                            holdout, desc, progress)
 
     @classmethod
     def _fit(cls, x: np.ndarray, y: np.ndarray, weight: np.ndarray, feature_names: list[str], config: ScorerConfig,
-            desc: str = "scorer", progress: bool = True) -> Scorer:
+             holdout: np.ndarray | None, desc: str, progress: bool) -> Scorer:
         import torch
         from torch import nn
         from tqdm import tqdm
 
-        x = np.asarray(x, np.float32)
-        if x.ndim != 2 or len(x) != len(y) or len(y) != len(weight) or len(x) == 0:
-            raise ValueError(f"{desc}: expected x (R, F) with R > 0 and y, weight (R,), got {x.shape}, {np.shape(y)}, {np.shape(weight)}")
-        mean = x.mean(0)
-        std = x.std(0)
+        train = np.ones(len(x), bool) if holdout is None else ~np.asarray(holdout, bool)
+        mean = x[train].mean(0)
+        std = x[train].std(0)
         std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
         torch.manual_seed(config.seed)
         sizes = [x.shape[1], *config.hidden, 1]
@@ -79,25 +95,44 @@ class Scorer:
                 layers.append(nn.ReLU())
         model = nn.Sequential(*layers)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        xt = torch.from_numpy((x - mean) / std)
-        yt = torch.from_numpy(np.asarray(y, np.float32))
-        wt = torch.from_numpy(np.asarray(weight, np.float32))
-        wt = wt / wt.mean()
+        xs = torch.from_numpy((x - mean) / std)
+        ys = torch.from_numpy(y)
+        ws = torch.from_numpy(weight / weight[train].mean())
+        bce = nn.functional.binary_cross_entropy_with_logits
+
+        def loss_of(idx: torch.Tensor) -> torch.Tensor:
+            return (bce(model(xs[idx]).squeeze(-1), ys[idx], reduction="none") * ws[idx]).mean()
+
+        train_idx = torch.from_numpy(np.flatnonzero(train))
+        val_idx = torch.from_numpy(np.flatnonzero(~train))
         gen = torch.Generator().manual_seed(config.seed)
-        steps = -(-len(x) // config.batch_size)
-        bar = tqdm(range(config.epochs_for(len(x))), desc=desc, unit="epoch", leave=False, disable=not progress)
+        steps = -(-len(train_idx) // config.batch_size)
+        best, best_state, stale = float("inf"), None, 0
+        bar = tqdm(range(config.epochs_for(len(train_idx))), desc=desc, unit="epoch", leave=False, disable=not progress)
         for _ in bar:
-            perm = torch.randperm(len(x), generator=gen)
+            perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
             total = 0.0
             for s in range(steps):
-                idx = perm[s * config.batch_size : (s + 1) * config.batch_size]
-                logits = model(xt[idx]).squeeze(-1)
-                loss = (nn.functional.binary_cross_entropy_with_logits(logits, yt[idx], reduction="none") * wt[idx]).mean()
+                loss = loss_of(perm[s * config.batch_size : (s + 1) * config.batch_size])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
-            bar.set_postfix(loss=f"{total / steps:.4f}")
+            if len(val_idx) == 0:
+                bar.set_postfix(loss=f"{total / steps:.4f}")
+                continue
+            with torch.no_grad():
+                val = float(loss_of(val_idx))
+            bar.set_postfix(loss=f"{total / steps:.4f}", val=f"{val:.4f}")
+            if val < best - 1e-5:
+                best, stale = val, 0
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
         linears = [m for m in model if isinstance(m, nn.Linear)]
         return cls(
             config, feature_names, mean, std,

@@ -1,9 +1,5 @@
-"""Residual quantisation models: plain RQ-VAE and VRQ (vision-aligned RQ).
-
-Both encode an item embedding into a latent, quantise it greedily level by level, and decode it back.
-VRQ adds what makes codes *vision-aligned* (see train.py for the losses): category-partitioned
-first-level codes, and an orthogonal rotation of the deepest residual (an OPQ-style refinement).
-"""
+"""The RQ-VAE baseline: encode an item embedding into a latent, quantise it greedily level by level,
+decode it back. (VRQ, the vision-aligned quantiser, is in aligned.py.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,14 +11,11 @@ from torch.nn.utils.parametrizations import orthogonal
 
 
 @dataclass(frozen=True)
-class VRQConfig:
+class RQVAEConfig:
     input_dim: int = 128
     latent_dim: int = 64
     hidden_dim: int = 256
     codebook_sizes: tuple[int, ...] = (256, 256, 256)
-    aligned: bool = True  # False gives the plain RQ-VAE baseline
-    category_partition: bool = True
-    rotate_last: bool = True
 
 
 class ResidualQuantizer(nn.Module):
@@ -77,7 +70,7 @@ class ResidualQuantizer(nn.Module):
 
 
 class RQAutoencoder(nn.Module):
-    def __init__(self, config: VRQConfig):
+    def __init__(self, config: RQVAEConfig):
         super().__init__()
         self.config = config
         self.encoder = nn.Sequential(
@@ -86,7 +79,7 @@ class RQAutoencoder(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, config.hidden_dim), nn.GELU(), nn.Linear(config.hidden_dim, config.input_dim)
         )
-        self.quantizer = ResidualQuantizer(config.latent_dim, config.codebook_sizes, config.rotate_last and config.aligned)
+        self.quantizer = ResidualQuantizer(config.latent_dim, config.codebook_sizes, rotate_last=False)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

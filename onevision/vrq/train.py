@@ -1,10 +1,7 @@
-"""Train RQ-VAE / VRQ codebooks on item embeddings.
+"""Train the plain RQ-VAE baseline: an MLP autoencoder with residual quantisation of its latent.
 
-Plain RQ-VAE: reconstruction + commitment + codebook losses, k-means initialisation, dead-code restart.
-VRQ adds the vision alignment: every view (shop view or user photo) of an item is encoded and pushed
-onto its item's code path (a cross-entropy per level, strongest at the shallow levels), an InfoNCE term
-keeps different items apart in the latent space, level-0 codes are partitioned by category (category
-injection), and the deepest residual is rotated (OPQ-style refinement).
+Reconstruction + commitment + codebook losses, k-means initialisation, dead-code restart. No alignment
+terms: this is the baseline VRQ is compared with (VRQ itself lives in aligned.py).
 """
 from __future__ import annotations
 
@@ -17,42 +14,20 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from onevision.vrq.kmeans import kmeans
-from onevision.vrq.model import RQAutoencoder, VRQConfig
+from onevision.vrq.model import RQAutoencoder, RQVAEConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class VRQTrainConfig:
+class RQVAETrainConfig:
     warmup_epochs: int = 20
     epochs: int = 80
     batch_size: int = 256
     lr: float = 2e-3
     commitment: float = 0.25
-    align_weight: float = 1.0
-    align_level_weights: tuple[float, ...] = (1.0, 0.5)  # shallow levels only: deep codes separate products
-    align_temperature: float = 0.1
-    contrastive_weight: float = 0.2
     restart_dead_until: float = 0.9  # restart unused codes during this share of training
     seed: int = 0
-
-
-def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
-    """bool (n_categories, n_codes): contiguous code ranges per category, sized by item count."""
-    n_cat = int(categories.max()) + 1
-    counts = np.bincount(categories, minlength=n_cat).astype(float)
-    present = counts > 0
-    if n_codes < present.sum():
-        raise ValueError(f"{n_codes} level-0 codes cannot cover {int(present.sum())} categories")
-    share = np.where(present, np.maximum(1, np.floor(counts / counts.sum() * n_codes)), 0).astype(int)
-    while share.sum() > n_codes:
-        share[share.argmax()] -= 1
-    share[np.argmax(counts)] += n_codes - share.sum()
-    bounds = np.concatenate([[0], np.cumsum(share)])
-    mask = np.zeros((n_cat, n_codes), dtype=bool)
-    for c in range(n_cat):
-        mask[c, bounds[c] : bounds[c + 1]] = True
-    return mask
 
 
 @torch.no_grad()
@@ -109,36 +84,19 @@ def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - b) ** 2).sum(-1).mean()
 
 
-def _detached_distances(model: RQAutoencoder, level: int, residual: torch.Tensor) -> torch.Tensor:
-    q = model.quantizer
-    x = q.level_input(level, residual)
-    cb = q.codebooks[level].detach()
-    return (x * x).sum(-1, keepdim=True) - 2 * x @ cb.T + (cb * cb).sum(-1)[None, :]
-
-
 def train_rq(
     item_emb: np.ndarray,
-    item_category: np.ndarray,
-    view_emb: np.ndarray,
-    view_item_row: np.ndarray,
-    config: VRQConfig,
-    train: VRQTrainConfig = VRQTrainConfig(),
+    config: RQVAEConfig = RQVAEConfig(),
+    train: RQVAETrainConfig = RQVAETrainConfig(),
     show_progress: bool = True,
-    name: str = "vrq",
-) -> tuple[RQAutoencoder, np.ndarray | None]:
-    """Returns the trained model and, for VRQ with category partition, the level-0 mask per category."""
+    name: str = "rq-vae",
+) -> RQAutoencoder:
     torch.manual_seed(train.seed)
     gen = torch.Generator().manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     model = RQAutoencoder(config)
     x = torch.from_numpy(item_emb.astype(np.float32))
-    views = torch.from_numpy(view_emb.astype(np.float32))
-    view_rows = torch.from_numpy(view_item_row.astype(np.int64))
-    cat_mask_np = None
     item_mask = None
-    if config.aligned and config.category_partition:
-        cat_mask_np = category_code_mask(item_category.astype(np.int64), config.codebook_sizes[0])
-        item_mask = torch.from_numpy(cat_mask_np[item_category])
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
     n = len(x)
     bar = tqdm(total=train.warmup_epochs + train.epochs, desc=name, unit="epoch", disable=not show_progress)
@@ -151,7 +109,6 @@ def train_rq(
         bar.update()
     with torch.no_grad():
         _init_codebooks(model, model.encode(x), item_mask, train.seed)
-    views_of: list[np.ndarray] = [np.flatnonzero(view_item_row == i) for i in range(n)]
     for epoch in range(train.epochs):
         losses = []
         for idx in np.array_split(rng.permutation(n), max(1, n // train.batch_size)):
@@ -165,24 +122,6 @@ def train_rq(
             for level, r in enumerate(residuals):
                 chosen = model.quantizer.level_output(level, model.quantizer.codebooks[level][codes[:, level]])
                 loss = loss + _sq(chosen, r.detach())
-            if config.aligned and train.align_weight > 0:
-                picks = [rng.choice(views_of[i]) for i in idx if len(views_of[i])]
-                owners = [j for j, i in enumerate(idx) if len(views_of[i])]
-                if picks:
-                    zv = model.encode(views[torch.tensor(picks)])
-                    item_codes = codes[torch.tensor(owners)].detach()
-                    _, _, view_res = model.quantizer(zv, forced_codes=item_codes)
-                    for level, r in enumerate(view_res[: len(train.align_level_weights)]):
-                        # Codebooks are held fixed here: alignment moves the views onto their item's path
-                        # rather than dragging (and killing) codes. Distances are scaled to be unit-free.
-                        d = _detached_distances(model, level, r)
-                        logits = -d / (train.align_temperature * d.mean().detach().clamp_min(1e-6))
-                        loss = loss + train.align_weight * train.align_level_weights[level] * F.cross_entropy(logits, item_codes[:, level])
-                    za = F.normalize(zv, dim=-1)
-                    zi = F.normalize(z[torch.tensor(owners)], dim=-1)
-                    sim = za @ zi.T / 0.1
-                    target = torch.arange(len(owners))
-                    loss = loss + train.contrastive_weight * F.cross_entropy(sim, target)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -195,4 +134,4 @@ def train_rq(
         if (epoch + 1) % 20 == 0:
             log.info("%s epoch %d/%d loss %.4f", name, epoch + 1, train.epochs, np.mean(losses))
     bar.close()
-    return model.eval(), cat_mask_np
+    return model.eval()

@@ -28,7 +28,8 @@ def _copy_with_impressions(src: Path, dst: Path, change) -> World:
     shutil.copytree(src, dst)
     w = load_world(dst)
     queries, impressions = change(w.queries.copy(), w.impressions.copy())
-    write_table(schema.QUERIES, {c: queries[c].tolist() for c in schema.QUERIES.column_names}, dst / schema.QUERIES.filename)
+    write_table(schema.QUERIES, {c: queries[c].tolist() for c in schema.QUERIES.column_names},
+                dst / schema.QUERIES.filename)
     write_table(schema.IMPRESSIONS, {c: impressions[c].to_numpy() for c in schema.IMPRESSIONS.column_names},
                 dst / schema.IMPRESSIONS.filename)
     return load_world(dst)
@@ -70,7 +71,8 @@ def test_history_lists_the_latest_clicks_first(table: UserFeatureTable, world: W
 def test_most_clicked_brand_has_the_highest_affinity(table: UserFeatureTable, world: World) -> None:
     user = _busiest_user(world)
     q = world.queries_of("train")
-    imp = world.impressions.merge(q[["query_id", "user_id"]], on="query_id").merge(world.items[["item_id", "brand"]], on="item_id")
+    imp = world.impressions.merge(q[["query_id", "user_id"]], on="query_id")
+    imp = imp.merge(world.items[["item_id", "brand"]], on="item_id")
     top_brand = imp[(imp["user_id"] == user) & imp["clicked"]]["brand"].value_counts().idxmax()
     brands = np.arange(table.vocab["brand"])[None, :]
     lift = table.brand_affinity(np.array([user]), brands)[0]
@@ -90,14 +92,12 @@ def test_leaving_a_query_out_equals_fitting_without_it(table: UserFeatureTable, 
 
     smaller = UserFeatureTable.fit(_copy_with_impressions(tiny_world_dir, tmp_path / "w", without), "train")
     ids, ex = np.array([user]), np.array([drop])
-    # Leave-one-out removes the user's own engagement; the population prior keeps the query (a ~1e-3 effect).
-    tol = 0.01
-    assert np.abs(table.features(ids) - smaller.features(ids)).max() > 3 * tol
-    np.testing.assert_allclose(table.features(ids, exclude_query_ids=ex), smaller.features(ids), atol=tol)
+    assert not np.allclose(table.features(ids), smaller.features(ids), rtol=1e-3)
+    np.testing.assert_allclose(table.features(ids, exclude_query_ids=ex), smaller.features(ids), rtol=1e-5, atol=1e-7)
     assert np.array_equal(table.history(ids, exclude_query_ids=ex), smaller.history(ids))
     brands = np.arange(table.vocab["brand"])[None, :]
-    np.testing.assert_allclose(table.brand_affinity(ids, brands, exclude_query_ids=ex), smaller.brand_affinity(ids, brands),
-                               atol=tol)
+    np.testing.assert_allclose(table.brand_affinity(ids, brands, exclude_query_ids=ex),
+                               smaller.brand_affinity(ids, brands), rtol=1e-5, atol=1e-6)
 
 
 def test_test_split_impressions_do_not_change_the_table(table: UserFeatureTable, world: World, tiny_world_dir: Path,
@@ -122,7 +122,8 @@ def test_save_then_load_gives_identical_outputs(table: UserFeatureTable, world: 
     cats = np.tile(np.arange(table.vocab["category"]), (len(ids), 1))
     assert np.array_equal(table.features(ids), loaded.features(ids))
     assert np.array_equal(table.history(ids), loaded.history(ids))
-    assert np.array_equal(table.category_affinity(ids, cats, signal="order"), loaded.category_affinity(ids, cats, signal="order"))
+    assert np.array_equal(table.category_affinity(ids, cats, signal="order"),
+                          loaded.category_affinity(ids, cats, signal="order"))
 
 
 def test_fitting_twice_gives_the_same_table(table: UserFeatureTable, world: World) -> None:

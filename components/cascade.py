@@ -1,0 +1,33 @@
+"""Component: train the retrieval cascade baseline (ANN recall -> pre-rank -> rank)."""
+from typing import Optional
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.decorator import onevision_component
+
+
+@onevision_component
+def train_cascade(
+    world: Input[Dataset],
+    encoder: Input[Model],
+    cascade: Output[Model],
+    metrics: Output[Metrics],
+    preset: str = "default",
+    config: Optional[dict] = None,
+):
+    """Trains the cascade baseline the generator must match.
+
+    Args:
+        world: The validated world tables.
+        encoder: The trained encoder with catalogue features.
+        cascade: The cascade directory (one sub-directory per stage).
+        metrics: Training scalars of the step result.
+        preset: "default" or "tiny".
+        config: CascadeStepConfig fields over the preset.
+    """
+    from components.runtime import input_dir, log_scalars, output_dir, step_config
+    from onevision.steps import train_cascade_step
+
+    result = train_cascade_step(input_dir(world, "world"), input_dir(encoder, "encoder"), output_dir(cascade),
+                                step_config("cascade", preset, config))
+    cascade.metadata.update(log_scalars(metrics, result.to_dict()))

@@ -1,0 +1,31 @@
+"""Component: train the image encoder and compute the catalogue features."""
+from typing import Optional
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.decorator import onevision_component
+
+
+@onevision_component
+def train_encoder(
+    world: Input[Dataset],
+    encoder: Output[Model],
+    metrics: Output[Metrics],
+    preset: str = "default",
+    config: Optional[dict] = None,
+):
+    """Trains the multi-view image encoder; writes encoder.pt, encoder.json and the catalogue features.
+
+    Args:
+        world: The validated world tables.
+        encoder: The encoder directory.
+        metrics: Training scalars of the step result.
+        preset: "default" or "tiny".
+        config: EncoderStepConfig fields over the preset.
+    """
+    from components.runtime import input_dir, log_scalars, output_dir, step_config
+    from onevision.steps import train_encoder_step
+
+    result = train_encoder_step(input_dir(world, "world"), output_dir(encoder),
+                                step_config("encoder", preset, config))
+    encoder.metadata.update(log_scalars(metrics, result.to_dict()))

@@ -1,0 +1,44 @@
+"""Markdown and scalars the components publish for the KFP UI (pure functions of step outputs)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from onevision.evaluation.parity import ParityReport
+
+
+def validation_scalars(result: Mapping[str, Any]) -> dict[str, float]:
+    """success, failed_expectations and rows/expectations/failed per table of validation_result.json."""
+    out: dict[str, float] = {
+        "success": float(bool(result.get("success"))),
+        "failed_expectations": float(len(result.get("failures", []))),
+    }
+    for table, counts in result.get("tables", {}).items():
+        for key in ("rows", "expectations", "failed"):
+            if isinstance(counts.get(key), (int, float)):
+                out[f"{table}.{key}"] = float(counts[key])
+    return out
+
+
+def validation_markdown(result: Mapping[str, Any]) -> str:
+    verdict = "PASSED" if result.get("success") else "FAILED"
+    lines = [f"# Data validation {verdict}", "", "| table | rows | expectations | passed | failed |",
+             "|---|---:|---:|---:|---:|"]
+    for table, c in result.get("tables", {}).items():
+        rows = "—" if c.get("rows") is None else c["rows"]
+        lines.append(f"| {table} | {rows} | {c.get('expectations', 0)} | {c.get('passed', 0)} | {c.get('failed', 0)} |")
+    failures = result.get("failures", [])
+    if failures:
+        lines += ["", f"## Failed expectations ({len(failures)})", "", *(f"- {f}" for f in failures)]
+    return "\n".join(lines) + "\n"
+
+
+def gate_failure_markdown(verdict: ParityReport) -> str:
+    if verdict.passed:
+        head = "# Parity gate passed\n\nNothing was held back."
+    else:
+        head = (f"# Parity gate FAILED — not archived, not deployed\n\n"
+                f"The generator fell short of the cascade (ε = {verdict.epsilon:g}):\n\n"
+                + "\n".join(f"- {r}" for r in verdict.reasons))
+    table = verdict.to_markdown().split("\n", 2)[2]  # drop the report's own title
+    return f"{head}\n\n{table}"

@@ -1,0 +1,169 @@
+"""Helpers the component bodies import at run time (inside the container or the local subprocess).
+
+Component functions are shipped as source, so anything beyond the one library call lives here:
+typed step configs from pipeline parameters, checking input artifacts, logging scalars to KFP.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+PRESETS = ("default", "tiny")
+# Step name -> (module, class) of its typed config; "tiny" takes the same field of steps.tiny_configs().
+STEP_CONFIGS: dict[str, tuple[str, str]] = {
+    "world": ("onevision.world", "WorldConfig"),
+    "encoder": ("onevision.steps", "EncoderStepConfig"),
+    "vrq": ("onevision.steps", "VRQStepConfig"),
+    "cascade": ("onevision.steps", "CascadeStepConfig"),
+    "generator": ("onevision.steps", "GeneratorStepConfig"),
+    "eval": ("onevision.steps", "EvalStepConfig"),
+}
+
+
+class MissingArtifactError(FileNotFoundError):
+    """An input artifact a step needs is absent or empty."""
+
+
+class MetricsArtifact(Protocol):
+    def log_metric(self, metric: str, value: float) -> None: ...
+
+
+class ArtifactLike(Protocol):
+    name: str
+    uri: str
+    path: str
+
+
+def step_config(step: str, preset: str = "default", overrides: Mapping[str, Any] | None = None) -> Any:
+    """The typed config of `step`: the preset's, with `overrides` (a pipeline parameter dict) applied.
+
+    Nested dataclass fields take nested dicts; unknown keys are an error naming the valid ones.
+    """
+    if step not in STEP_CONFIGS:
+        raise ValueError(f"unknown step {step!r}; expected one of {sorted(STEP_CONFIGS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} for the {step} config; expected one of {list(PRESETS)}")
+    if preset == "tiny":
+        from onevision.steps import tiny_configs
+
+        base = getattr(tiny_configs(), step)
+    else:
+        import importlib
+
+        module, cls = STEP_CONFIGS[step]
+        base = getattr(importlib.import_module(module), cls)()
+    return apply_overrides(base, dict(overrides or {}), f"{step} config")
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any], what: str) -> Any:
+    """`dataclasses.replace` with type-preserving coercion (list -> tuple, nested dict -> dataclass)."""
+    if not overrides:
+        return config
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(fields)}")
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            value = apply_overrides(current, value, f"{what}.{key}")
+        elif isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+def input_dir(artifact: ArtifactLike | None, what: str) -> Path:
+    """The local directory of an input artifact; an error naming the artifact when it is missing."""
+    if artifact is None:
+        raise MissingArtifactError(f"input artifact '{what}' was not provided")
+    path = Path(artifact.path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        raise MissingArtifactError(
+            f"input artifact '{what}' ({artifact.name}) has no content at {path} (uri {artifact.uri}); "
+            "expected the directory its producing step writes"
+        )
+    return path
+
+
+def output_dir(artifact: ArtifactLike) -> Path:
+    """An empty directory at the output artifact's path (KFP uploads the whole directory)."""
+    path = Path(artifact.path)
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.mkdir(parents=True)
+    return path
+
+
+def flat_scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Finite numbers (bools as 0/1) of a nested mapping, keys joined with '.'."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_scalars(value, f"{name}."))
+        elif isinstance(value, (bool, int, float)) and math.isfinite(float(value)):
+            out[name] = float(value)
+    return out
+
+
+def log_scalars(metrics: MetricsArtifact, values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Log every finite scalar of `values` with `metrics.log_metric` (the KFP UI shows them)."""
+    scalars = flat_scalars(values, prefix)
+    for name, value in scalars.items():
+        metrics.log_metric(name, value)
+    return scalars
+
+
+def use_s3_endpoint(endpoint: str) -> None:
+    """Point `onevision.storage` at an S3-compatible endpoint (MinIO); credentials come from the env."""
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+def fetch_dir(uri: str, target: Path) -> Path:
+    """Copy every artifact under `uri` (local path, file:// or s3://) into `target`."""
+    from onevision.storage import open_store
+
+    store = open_store(uri)
+    if not store.exists():
+        raise MissingArtifactError(f"no data at {store.uri}; expected a directory of artifacts there")
+    return store.download_dir("", target)
+
+
+def write_text(artifact: ArtifactLike, text: str) -> None:
+    """Write a single-file artifact (Markdown, HTML) at its path."""
+    path = Path(artifact.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def result_dict(result: Any) -> dict[str, Any]:
+    """A step result as a JSON-ready dict (`.to_dict()`, a dataclass, a mapping, or a path)."""
+    if result is None:
+        return {}
+    if hasattr(result, "to_dict"):
+        return dict(result.to_dict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return json_ready(dataclasses.asdict(result))
+    if isinstance(result, Mapping):
+        return json_ready(dict(result))
+    return {"result": str(result)}
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,123 @@
+"""Training examples for the three generator stages, built from the world's observable tables only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from onevision.generator.model import GeneratorInput
+from onevision.userfeatures import UserFeatureTable
+from onevision.vision.augment import augment
+from onevision.vision.encoder import ImageEncoder, to_pixels
+from onevision.vision.images import decode_images
+from onevision.vrq.fit import VRQArtifact
+from onevision.world.io import World
+
+
+@dataclass
+class ImageBank:
+    tokens: torch.Tensor  # (N, T, C)
+    embedding: torch.Tensor  # (N, D)
+    importance: torch.Tensor  # (N, T)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@torch.inference_mode()
+def encode_bank(encoder: ImageEncoder, pixels: torch.Tensor, batch_size: int = 256) -> ImageBank:
+    """Patch tokens, embedding and token importance (the encoder's pooling attention) of images."""
+    encoder.eval()
+    toks, embs, imps = [], [], []
+    for start in range(0, len(pixels), batch_size):
+        t = encoder.tokens(pixels[start : start + batch_size])
+        toks.append(t)
+        embs.append(encoder.embed_tokens(t))
+        imps.append(token_importance(encoder, t))
+    return ImageBank(torch.cat(toks), torch.cat(embs), torch.cat(imps))
+
+
+def token_importance(encoder: ImageEncoder, tokens: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(tokens @ encoder.pool_query / tokens.shape[-1] ** 0.5, dim=1)
+
+
+@dataclass
+class UserContext:
+    """User inputs for a batch: profile features, ids and history SIDs (leave-current-query-out)."""
+
+    features: torch.Tensor
+    user_ids: torch.Tensor
+    history_sids: torch.Tensor
+
+    @classmethod
+    def build(cls, users: UserFeatureTable, vrq: VRQArtifact, user_ids: np.ndarray, history_len: int,
+              exclude_query_ids: np.ndarray | None = None) -> "UserContext":
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        known = users.known(user_ids)
+        ids = np.where(known, user_ids, -1)
+        feats = users.features(ids, exclude_query_ids=exclude_query_ids)
+        hist = users.history(ids, history_len, exclude_query_ids=exclude_query_ids)
+        return cls(torch.from_numpy(feats.astype(np.float32)), torch.from_numpy(ids),
+                   torch.from_numpy(vrq.sids_of(hist)))
+
+
+def make_input(bank: ImageBank, rows: np.ndarray | torch.Tensor, user: UserContext | None = None) -> GeneratorInput:
+    rows = torch.as_tensor(rows)
+    return GeneratorInput(
+        bank.tokens[rows], bank.embedding[rows], bank.importance[rows],
+        None if user is None else user.features, None if user is None else user.user_ids,
+        None if user is None else user.history_sids,
+    )
+
+
+@dataclass
+class VisualExamples:
+    """Stage 1: every shop view (plus photo-like augmented copies) and train user photo → its item's SID."""
+
+    bank: ImageBank
+    sids: torch.Tensor  # (N, depth)
+
+
+def visual_examples(world: World, encoder: ImageEncoder, vrq: VRQArtifact, augmented_copies: int = 1, seed: int = 0) -> VisualExamples:
+    views = world.item_views
+    train_q = world.queries_of("train")
+    view_px = to_pixels(decode_images(views["image"].tolist()))
+    gen = torch.Generator().manual_seed(seed)
+    pixels = [view_px] + [augment(view_px, gen) for _ in range(augmented_copies)]
+    items = [views["item_id"].to_numpy(np.int64)] * (1 + augmented_copies)
+    if len(train_q):
+        pixels.append(to_pixels(decode_images(train_q["image"].tolist())))
+        items.append(train_q["target_item_id"].to_numpy(np.int64))
+    bank = encode_bank(encoder, torch.cat(pixels))
+    return VisualExamples(bank, torch.from_numpy(vrq.sids_of(np.concatenate(items))))
+
+
+@dataclass
+class QueryLog:
+    """Train-split queries with their photos encoded, and the logged slates with labels."""
+
+    bank: ImageBank
+    query_ids: np.ndarray  # (Q,)
+    user_ids: np.ndarray  # (Q,)
+    slate_items: np.ndarray  # (Q, S)
+    clicked: np.ndarray  # (Q, S) bool
+    ordered: np.ndarray  # (Q, S) bool
+
+
+def query_log(world: World, encoder: ImageEncoder, split: str = "train") -> QueryLog:
+    q = world.queries_of(split)
+    imp = world.impressions
+    imp = imp[imp["query_id"].isin(q["query_id"])].sort_values(["query_id", "position"])
+    s = int(imp.groupby("query_id").size().max()) if len(imp) else 0
+    slate = np.full((len(q), s), -1, dtype=np.int64)
+    clicked = np.zeros((len(q), s), dtype=bool)
+    ordered = np.zeros((len(q), s), dtype=bool)
+    row_of = {qid: i for i, qid in enumerate(q["query_id"].tolist())}
+    rows = imp["query_id"].map(row_of).to_numpy()
+    pos = imp["position"].to_numpy()
+    slate[rows, pos] = imp["item_id"].to_numpy()
+    clicked[rows, pos] = imp["clicked"].to_numpy()
+    ordered[rows, pos] = imp["ordered"].to_numpy()
+    bank = encode_bank(encoder, to_pixels(decode_images(q["image"].tolist())))
+    return QueryLog(bank, q["query_id"].to_numpy(np.int64), q["user_id"].to_numpy(np.int64), slate, clicked, ordered)

@@ -1,0 +1,74 @@
+"""The generator as a Retriever: photo (+ user) → top-K items by trie-constrained, pruned beam search."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from onevision.evaluation.retriever import Ranking
+from onevision.generator.data import ImageBank, UserContext, encode_bank, make_input
+from onevision.generator.decode import DecodeResult, PruningConfig, beam_search
+from onevision.generator.model import SidGenerator
+from onevision.userfeatures import UserFeatureTable
+from onevision.vision.encoder import ImageEncoder, to_pixels
+from onevision.vrq.fit import VRQArtifact
+
+
+@dataclass
+class GeneratorRetriever:
+    encoder: ImageEncoder
+    generator: SidGenerator
+    vrq: VRQArtifact
+    users: UserFeatureTable | None = None
+    beam_width: int = 20
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    name: str = "generator"
+
+    @property
+    def personalised(self) -> bool:
+        return self.users is not None and self.generator.config.user_feature_dim > 0
+
+    @torch.inference_mode()
+    def decode(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> DecodeResult:
+        bank = encode_bank(self.encoder, to_pixels(images))
+        if not self.personalised or user_ids is None:
+            return self._search(bank, np.arange(len(images)), None, k)
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        known = self.users.known(user_ids) & (user_ids >= 0)
+        parts = []
+        if (~known).any():
+            parts.append((np.flatnonzero(~known), self._search(bank, np.flatnonzero(~known), None, k)))
+        if known.any():
+            rows = np.flatnonzero(known)
+            ctx = UserContext.build(self.users, self.vrq, user_ids[rows], self.generator.config.history_len)
+            parts.append((rows, self._search(bank, rows, ctx, k)))
+        return _merge(parts, len(images), k, self.vrq.trie.depth)
+
+    def _search(self, bank: ImageBank, rows: np.ndarray, user: UserContext | None, k: int) -> DecodeResult:
+        width = max(self.beam_width, k)
+        return beam_search(self.generator, make_input(bank, rows, user), self.vrq.trie, width, k, self.pruning)
+
+    def retrieve(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> Ranking:
+        result = self.decode(images, user_ids, k)
+        return Ranking(result.item_ids, np.nan_to_num(result.scores, neginf=-1e9).astype(np.float32))
+
+    @classmethod
+    def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
+             beam_width: int = 20, pruning: PruningConfig = PruningConfig()) -> "GeneratorRetriever":
+        users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
+        return cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir), users,
+                   beam_width, pruning)
+
+
+def _merge(parts: list[tuple[np.ndarray, DecodeResult]], n: int, k: int, depth: int) -> DecodeResult:
+    items = np.full((n, k), -1, dtype=np.int64)
+    sids = np.full((n, k, depth), -1, dtype=np.int64)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    rows_total, tokens_total = 0, 0
+    for rows, res in parts:
+        items[rows], sids[rows], scores[rows] = res.item_ids, res.sids, res.scores
+        rows_total += res.decoder_rows
+        tokens_total += res.encoder_tokens
+    return DecodeResult(items, sids, scores, rows_total, tokens_total)

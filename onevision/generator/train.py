@@ -1,0 +1,207 @@
+"""Staged training of the SID generator. Each stage is a separate, resumable step with its own checkpoint.
+
+- stage 1, visual alignment: every shop view and user photo → its item's SID (teacher-forced CE);
+- stage 2, personalisation: query photo + user → SID of clicked/ordered items (orders weighted higher),
+  mixed with stage-1 examples so the visual prior is kept; user tokens are dropped at random so the
+  non-personalised path keeps working;
+- stage 3, preference alignment: listwise DPO of (ordered or clicked) over (shown, not clicked) SIDs of the
+  same query, with the frozen stage-2 model as reference, plus a small SFT term on the chosen items.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from onevision.generator.data import QueryLog, UserContext, VisualExamples, make_input
+from onevision.generator.model import GeneratorInput, SidGenerator
+from onevision.userfeatures import UserFeatureTable
+from onevision.vrq.fit import VRQArtifact
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    token_drop_prob: float = 0.5  # chance a batch is trained with a random subset of image tokens
+    min_keep_tokens: int = 4
+    user_drop_prob: float = 0.2  # stage 2/3: chance a batch is trained without user tokens
+    order_weight: float = 3.0  # stage 2: weight of an ordered item relative to a click
+    visual_mix: float = 0.5  # stage 2/3: share of each batch drawn from stage-1 examples
+    dpo_beta: float = 0.5
+    dpo_negatives: int = 4
+    sft_weight: float = 0.2  # stage 3
+    seed: int = 0
+
+
+def sid_loss(logits: list[torch.Tensor], sids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    per_example = sum(F.cross_entropy(l, sids[:, i], reduction="none") for i, l in enumerate(logits))
+    if weights is None:
+        return per_example.mean()
+    return (per_example * weights).sum() / weights.sum()
+
+
+def _keep_tokens(cfg: StageConfig, n_tokens: int, rng: np.random.Generator) -> int | None:
+    if rng.random() < cfg.token_drop_prob:
+        return int(rng.integers(cfg.min_keep_tokens, n_tokens + 1))
+    return None
+
+
+class StageTrainer:
+    """Generic resumable loop: one checkpoint per stage (model, optimiser, epoch, losses)."""
+
+    def __init__(self, model: SidGenerator, cfg: StageConfig, out_dir: Path, stage: int):
+        self.model, self.cfg, self.out_dir, self.stage = model, cfg, Path(out_dir), stage
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.epoch = 0
+        self.losses: list[float] = []
+
+    def try_resume(self) -> bool:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["stage"] != self.stage:
+            raise ValueError(f"{path} holds a stage-{state['stage']} checkpoint, expected stage {self.stage}")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.epoch, self.losses = state["epoch"], state["losses"]
+        log.info("resuming stage %d from epoch %d", self.stage, self.epoch)
+        return True
+
+    def checkpoint(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        state = {"stage": self.stage, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "epoch": self.epoch, "losses": self.losses, "config": asdict(self.cfg)}
+        torch.save(state, self.out_dir / f"{CHECKPOINT}.tmp")
+        (self.out_dir / f"{CHECKPOINT}.tmp").replace(self.out_dir / CHECKPOINT)
+        self.model.save(self.out_dir)
+        (self.out_dir / "stage.json").write_text(json.dumps(
+            {"stage": self.stage, "epochs_done": self.epoch, "losses": self.losses, "config": asdict(self.cfg)}, indent=2) + "\n")
+
+    def run(self, epoch_batches: Callable[[int], Iterator[torch.Tensor]], show_progress: bool = True,
+            stop_after: int | None = None) -> list[float]:
+        """epoch_batches(epoch) yields loss tensors; stop_after simulates an interruption (tests)."""
+        torch.manual_seed(self.cfg.seed + self.epoch)
+        bar = tqdm(range(self.epoch, self.cfg.epochs), desc=f"generator stage {self.stage}", unit="epoch",
+                   disable=not show_progress, initial=self.epoch, total=self.cfg.epochs)
+        for epoch in bar:
+            self.model.train()
+            batch_losses = []
+            for loss in epoch_batches(epoch):
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                self.opt.step()
+                batch_losses.append(loss.item())
+            self.epoch = epoch + 1
+            self.losses.append(float(np.mean(batch_losses)) if batch_losses else float("nan"))
+            bar.set_postfix(loss=f"{self.losses[-1]:.4f}")
+            log.info("stage %d epoch %d/%d loss %.4f", self.stage, self.epoch, self.cfg.epochs, self.losses[-1])
+            self.checkpoint()
+            if stop_after is not None and self.epoch >= stop_after:
+                break
+        self.model.eval()
+        return self.losses
+
+
+def _visual_batches(ex: VisualExamples, cfg: StageConfig, rng: np.random.Generator, n: int | None = None) -> Iterator[tuple[GeneratorInput, torch.Tensor]]:
+    order = rng.permutation(len(ex.sids))[: n if n is not None else len(ex.sids)]
+    for start in range(0, len(order), cfg.batch_size):
+        rows = order[start : start + cfg.batch_size]
+        yield make_input(ex.bank, rows), ex.sids[rows]
+
+
+def stage1_batches(model: SidGenerator, ex: VisualExamples, cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+    def batches(epoch: int) -> Iterator[torch.Tensor]:
+        rng = np.random.default_rng([cfg.seed, 1, epoch])
+        for inp, sids in _visual_batches(ex, cfg, rng):
+            yield sid_loss(model(inp, sids, _keep_tokens(cfg, inp.image_tokens.shape[1], rng)), sids)
+    return batches
+
+
+def _user_context(users: UserFeatureTable, vrq: VRQArtifact, logq: QueryLog, rows: np.ndarray, model: SidGenerator,
+                  drop: bool) -> UserContext | None:
+    if drop or not model.config.user_feature_dim:
+        return None
+    return UserContext.build(users, vrq, logq.user_ids[rows], model.config.history_len, logq.query_ids[rows])
+
+
+def stage2_batches(model: SidGenerator, ex: VisualExamples, logq: QueryLog, users: UserFeatureTable, vrq: VRQArtifact,
+                   cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+    q_rows, s_cols = np.nonzero(logq.clicked)
+    weights_all = np.where(logq.ordered[q_rows, s_cols], cfg.order_weight, 1.0).astype(np.float32)
+    targets_all = vrq.sids_of(logq.slate_items[q_rows, s_cols])
+
+    def batches(epoch: int) -> Iterator[torch.Tensor]:
+        rng = np.random.default_rng([cfg.seed, 2, epoch])
+        order = rng.permutation(len(q_rows))
+        n_visual = int(len(order) * cfg.visual_mix / max(1e-6, 1 - cfg.visual_mix))
+        visual = _visual_batches(ex, cfg, rng, n_visual)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            rows = q_rows[idx]
+            user = _user_context(users, vrq, logq, rows, model, rng.random() < cfg.user_drop_prob)
+            sids = torch.from_numpy(targets_all[idx])
+            keep = _keep_tokens(cfg, logq.bank.tokens.shape[1], rng)
+            loss = sid_loss(model(make_input(logq.bank, rows, user), sids, keep), sids, torch.from_numpy(weights_all[idx]))
+            mixed = next(visual, None)
+            if mixed is not None:
+                loss = loss + sid_loss(model(mixed[0], mixed[1], keep), mixed[1])
+            yield loss
+    return batches
+
+
+def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog, users: UserFeatureTable,
+                   vrq: VRQArtifact, cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+    """Listwise DPO (one chosen vs several rejected, the S-DPO form) on queries with a click and a skip."""
+    chosen_col = np.where(logq.ordered.any(1), logq.ordered.argmax(1), logq.clicked.argmax(1))
+    usable = np.flatnonzero(logq.clicked.any(1) & ((~logq.clicked) & (logq.slate_items >= 0)).any(1))
+    reference.eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+
+    def batches(epoch: int) -> Iterator[torch.Tensor]:
+        rng = np.random.default_rng([cfg.seed, 3, epoch])
+        order = rng.permutation(usable)
+        half = max(1, cfg.batch_size // (1 + cfg.dpo_negatives))
+        for start in range(0, len(order), half):
+            rows = order[start : start + half]
+            negatives = np.full((len(rows), cfg.dpo_negatives), -1, dtype=np.int64)
+            for i, r in enumerate(rows):
+                skipped = logq.slate_items[r][(~logq.clicked[r]) & (logq.slate_items[r] >= 0)]
+                pick = rng.choice(skipped, size=min(cfg.dpo_negatives, len(skipped)), replace=False)
+                negatives[i, : len(pick)] = pick
+            candidates = np.concatenate([logq.slate_items[rows, chosen_col[rows]][:, None], negatives], 1)  # (B, 1+N)
+            valid = torch.from_numpy(candidates >= 0)
+            flat_rows = np.repeat(rows, candidates.shape[1])
+            sids = torch.from_numpy(np.maximum(vrq.sids_of(candidates.ravel()), 0))
+            user = _user_context(users, vrq, logq, flat_rows, model, rng.random() < cfg.user_drop_prob)
+            inp = make_input(logq.bank, flat_rows, user)
+            policy = model.sequence_log_prob(inp, sids).view(len(rows), -1)
+            with torch.no_grad():
+                ref = reference.sequence_log_prob(inp, sids).view(len(rows), -1)
+            margin = cfg.dpo_beta * ((policy - ref)[:, 1:] - (policy - ref)[:, :1])
+            margin = margin.masked_fill(~valid[:, 1:], float("-inf"))
+            dpo = F.softplus(torch.logsumexp(margin, dim=1)).mean()  # −log σ(−log Σ_j exp(β(Δ_j − Δ_w)))
+            yield dpo - cfg.sft_weight * policy[:, 0].mean() / sids.shape[1]
+    return batches
+
+
+def clone_reference(model: SidGenerator) -> SidGenerator:
+    ref = copy.deepcopy(model)
+    ref.eval()
+    return ref

@@ -1,0 +1,321 @@
+"""One library call per pipeline step. KFP components, the CLI and tests call these and nothing deeper.
+
+Every step reads and writes local directories (components stage s3:// artifacts through
+`onevision.storage`), takes a typed config whose defaults run the local demo, and returns a small
+result with `to_dict()`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from onevision.world.config import WorldConfig
+
+
+class _Result:
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+# ------------------------------------------------------------------ configs
+@dataclass(frozen=True)
+class EncoderStepConfig:
+    widths: tuple[int, ...] = (32, 64, 96, 128)
+    embed_dim: int = 128
+    epochs: int = 20
+    items_per_batch: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VRQStepConfig:
+    codebook_sizes: tuple[int, ...] = (256, 256, 256)
+    aligned_levels: int = 2
+    category_partition: bool = True
+    rotate_last: bool = True
+    compare_baselines: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratorStepConfig:
+    d_model: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    stage1_epochs: int = 12
+    stage2_epochs: int = 6
+    stage3_epochs: int = 2
+    batch_size: int = 256
+    lr: float = 1e-3
+    stage3_lr: float = 2e-4
+    augmented_copies: int = 1
+    history_len: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalStepConfig:
+    split: str = "test"
+    ks: tuple[int, ...] = (1, 10, 50)
+    batch_size: int = 64
+    max_queries: int | None = None
+    latency_samples: int = 100
+    beam_width: int = 50
+    keep_tokens: int | None = None
+    beam_margin: float | None = None
+    confidence_mass: float = 1.0
+
+
+@dataclass(frozen=True)
+class StepConfigs:
+    world: WorldConfig = field(default_factory=WorldConfig)
+    encoder: EncoderStepConfig = field(default_factory=EncoderStepConfig)
+    vrq: VRQStepConfig = field(default_factory=VRQStepConfig)
+    cascade: object = None  # onevision.cascade.CascadeConfig (imported lazily); None = its defaults
+    generator: GeneratorStepConfig = field(default_factory=GeneratorStepConfig)
+    eval: EvalStepConfig = field(default_factory=EvalStepConfig)
+
+
+def tiny_configs(seed: int = 7) -> StepConfigs:
+    """Small enough that the whole chain runs in well under a minute on a tiny world (tests, smoke runs)."""
+    from onevision.cascade import CascadeConfig
+
+    return StepConfigs(
+        world=WorldConfig(seed=seed, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8),
+        encoder=EncoderStepConfig(widths=(16, 32, 48, 64), embed_dim=64, epochs=3, items_per_batch=32),
+        vrq=VRQStepConfig(codebook_sizes=(16, 8, 8), compare_baselines=False),
+        cascade=CascadeConfig(progress=False) if "progress" in {f.name for f in dataclasses.fields(CascadeConfig)} else CascadeConfig(),
+        generator=GeneratorStepConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
+                                      stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
+        eval=EvalStepConfig(ks=(1, 10), latency_samples=5, beam_width=10),
+    )
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class WorldStepResult(_Result):
+    world_dir: str
+    items: int
+    queries: int
+    seconds: float
+
+
+@dataclass
+class ValidationStepResult(_Result):
+    success: bool
+    expectations: int
+    failed: int
+    report_path: str
+    seconds: float
+
+
+@dataclass
+class EncoderStepResult(_Result):
+    encoder_dir: str
+    losses: list[float]
+    seconds: float
+
+
+@dataclass
+class VRQStepResult(_Result):
+    vrq_dir: str
+    report: dict
+    seconds: float
+
+
+@dataclass
+class CascadeStepResult(_Result):
+    cascade_dir: str
+    seconds: float
+
+
+@dataclass
+class GeneratorStepResult(_Result):
+    generator_dir: str
+    stage: int
+    losses: list[float]
+    seconds: float
+
+
+# ------------------------------------------------------------------ steps
+def generate_world_step(out_dir: Path, config: WorldConfig = WorldConfig(), show_progress: bool = False) -> WorldStepResult:
+    from tqdm import tqdm
+
+    from onevision.world import generate_world
+
+    start = time.perf_counter()
+    generate_world(config, Path(out_dir), progress=lambda it: tqdm(it, desc="world", leave=False, disable=not show_progress))
+    return WorldStepResult(str(out_dir), config.items, config.days * config.queries_per_day, round(time.perf_counter() - start, 2))
+
+
+def validate_step(world_dir: Path, report_dir: Path | None = None) -> ValidationStepResult:
+    from onevision.validation import validate_world
+
+    start = time.perf_counter()
+    report = validate_world(world_dir, report_dir=report_dir)  # raises DataValidationError naming each failure
+    total = sum(t.expectations for t in report.tables.values())
+    failed = sum(t.failed for t in report.tables.values())
+    return ValidationStepResult(report.success, total, failed, str(report.report_path), round(time.perf_counter() - start, 2))
+
+
+def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig = EncoderStepConfig(),
+                       show_progress: bool = True) -> EncoderStepResult:
+    from onevision.vision.encoder import EncoderConfig
+    from onevision.vision.features import compute_features
+    from onevision.vision.images import ItemImages
+    from onevision.vision.train import EncoderTrainConfig, train_encoder
+    from onevision.world import load_world
+
+    start = time.perf_counter()
+    world = load_world(world_dir)
+    data = ItemImages.from_world(world)
+    family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
+    image_size = world.config.image_size if world.config else data.images.shape[1]
+    encoder, losses = train_encoder(
+        data, family, EncoderConfig(image_size=image_size, widths=tuple(config.widths), embed_dim=config.embed_dim),
+        EncoderTrainConfig(epochs=config.epochs, items_per_batch=config.items_per_batch, lr=config.lr, seed=config.seed),
+        show_progress=show_progress,
+    )
+    out_dir = Path(out_dir)
+    encoder.save(out_dir)
+    compute_features(encoder, world).save(out_dir)
+    (out_dir / "train_log.json").write_text(json.dumps({"losses": losses}, indent=2) + "\n")
+    return EncoderStepResult(str(out_dir), [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))
+
+
+def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VRQStepConfig = VRQStepConfig(),
+                   show_progress: bool = True) -> VRQStepResult:
+    from onevision.vision.features import CatalogueFeatures
+    from onevision.vrq.aligned import VRQConfig
+    from onevision.vrq.fit import fit_vrq
+
+    start = time.perf_counter()
+    feats = CatalogueFeatures.load(encoder_dir)
+    artifact = fit_vrq(
+        feats,
+        VRQConfig(codebook_sizes=tuple(config.codebook_sizes), aligned_levels=config.aligned_levels,
+                  category_partition=config.category_partition, rotate_last=config.rotate_last, seed=config.seed),
+        compare_baselines=config.compare_baselines, show_progress=show_progress,
+    )
+    artifact.save(out_dir)
+    (Path(out_dir) / "vrq_report.md").write_text("# VRQ code quality\n\n" + artifact.report["table"] + "\n")
+    return VRQStepResult(str(out_dir), artifact.report, round(time.perf_counter() - start, 2))
+
+
+def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config=None) -> CascadeStepResult:
+    from onevision.cascade import Cascade, CascadeConfig
+
+    start = time.perf_counter()
+    cascade = Cascade.fit(world_dir, encoder_dir, config or CascadeConfig())
+    cascade.save(out_dir)
+    return CascadeStepResult(str(out_dir), round(time.perf_counter() - start, 2))
+
+
+def train_generator_step(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int,
+                         init_dir: Path | None = None, config: GeneratorStepConfig = GeneratorStepConfig(),
+                         show_progress: bool = True, stop_after: int | None = None) -> GeneratorStepResult:
+    """Stage 1 starts from scratch; stages 2 and 3 start from `init_dir` (the previous stage's output).
+    A checkpoint in `out_dir` from an interrupted run of the same stage is resumed."""
+    import torch
+
+    from onevision.generator import train as gt
+    from onevision.generator.data import query_log, visual_examples
+    from onevision.generator.model import GeneratorConfig, SidGenerator
+    from onevision.userfeatures import UserFeatureTable
+    from onevision.vision.encoder import ImageEncoder
+    from onevision.vrq.fit import VRQArtifact
+    from onevision.world import load_world
+
+    if stage not in (1, 2, 3):
+        raise ValueError(f"generator stage must be 1, 2 or 3, got {stage}")
+    if stage > 1 and init_dir is None:
+        raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    world = load_world(world_dir)
+    encoder = ImageEncoder.load(encoder_dir)
+    vrq = VRQArtifact.load(vrq_dir)
+    out_dir = Path(out_dir)
+    users = UserFeatureTable.fit(world, "train") if stage > 1 else None
+    if stage == 1:
+        model = SidGenerator(GeneratorConfig(
+            token_dim=encoder.config.token_dim, embed_dim=encoder.config.embed_dim, user_feature_dim=0,
+            vocab_sizes=vrq.trie.vocab_sizes, d_model=config.d_model, heads=config.heads,
+            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, history_len=config.history_len))
+    else:
+        previous = SidGenerator.load(init_dir)
+        if stage == 2 and not previous.config.user_feature_dim:  # grow the user tower on the stage-1 model
+            model = SidGenerator(dataclasses.replace(previous.config, user_feature_dim=users.n_features))
+            missing = model.load_state_dict(previous.state_dict(), strict=False)
+            assert not missing.unexpected_keys, missing.unexpected_keys
+        else:
+            model = previous
+    epochs = {1: config.stage1_epochs, 2: config.stage2_epochs, 3: config.stage3_epochs}[stage]
+    stage_cfg = gt.StageConfig(epochs=epochs, batch_size=config.batch_size, lr=config.stage3_lr if stage == 3 else config.lr,
+                               seed=config.seed + stage)
+    trainer = gt.StageTrainer(model, stage_cfg, out_dir, stage)
+    trainer.try_resume()
+    visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed) if stage < 3 else None
+    if stage == 1:
+        batches = gt.stage1_batches(model, visual, stage_cfg)
+    else:
+        logq = query_log(world, encoder)
+        if stage == 2:
+            batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg)
+        else:
+            batches = gt.stage3_batches(model, gt.clone_reference(SidGenerator.load(init_dir)), logq, users, vrq, stage_cfg)
+    losses = trainer.run(batches, show_progress, stop_after)
+    if users is not None:
+        users.save(out_dir / "userfeatures")
+    return GeneratorStepResult(str(out_dir), stage, [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))
+
+
+def make_bundle_step(kind: Literal["generator", "cascade"], out_dir: Path, *, encoder_dir: Path, vrq_dir: Path | None = None,
+                     generator_dir: Path | None = None, cascade_dir: Path | None = None,
+                     userfeatures_dir: Path | None = None, version: str | None = None) -> Path:
+    from onevision.bundle import write_bundle
+
+    return write_bundle(kind, out_dir, encoder_dir=encoder_dir, vrq_dir=vrq_dir, generator_dir=generator_dir,
+                        cascade_dir=cascade_dir, userfeatures_dir=userfeatures_dir, version=version)
+
+
+def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: EvalStepConfig = EvalStepConfig(),
+                  show_progress: bool = True) -> dict:
+    from onevision.bundle import load_retriever
+    from onevision.evaluation import evaluate
+    from onevision.generator.decode import PruningConfig
+
+    retriever = load_retriever(bundle_dir)
+    if hasattr(retriever, "beam_width"):
+        retriever.beam_width = config.beam_width
+        retriever.pruning = PruningConfig(
+            keep_tokens=config.keep_tokens,
+            beam_margin=float("inf") if config.beam_margin is None else config.beam_margin,
+            confidence_mass=config.confidence_mass,
+        )
+    result = evaluate(retriever, world_dir, split=config.split, ks=tuple(config.ks), batch_size=config.batch_size,
+                      max_queries=config.max_queries, latency_samples=config.latency_samples, progress=show_progress)
+    result.save(out_dir)
+    return json.loads((Path(out_dir) / "metrics.json").read_text())
+
+
+def parity_step(generator_metrics_dir: Path, cascade_metrics_dir: Path, out_dir: Path, epsilon: float = 0.02):
+    from onevision.evaluation import ParityGate
+
+    report = ParityGate(epsilon=epsilon).check_files(generator_metrics_dir, cascade_metrics_dir)
+    report.save(out_dir)
+    return report
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    if Path(dst).exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    return Path(dst)

@@ -1,0 +1,231 @@
+"""VRQ — vision-aligned residual quantisation.
+
+On top of an encoder already aligned on multi-view pairs (contrastive + circle loss), VRQ quantises
+each product's *fused* multi-view representation (its shop views and user photos) level by level:
+
+- category injection: level-0 codes are partitioned by category, so codes stay consistent inside one;
+- vision alignment (shallow levels): codebooks are refined so that every view of a product falls into
+  its product's code (a cross-entropy over views, learning-vector-quantisation style), and each product
+  takes the code its views vote for; an anchor term keeps codes on the products they encode;
+- deep levels separate products (plain residual k-means), and the deepest residual is rotated first
+  (OPQ-style refinement, alternating k-means and orthogonal Procrustes).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from onevision.vrq.kmeans import kmeans
+
+
+@dataclass(frozen=True)
+class VRQConfig:
+    codebook_sizes: tuple[int, ...] = (256, 256, 256)
+    aligned_levels: int = 2
+    category_partition: bool = True
+    rotate_last: bool = True
+    temperature: float = 0.1
+    refine_steps: int = 150
+    lr: float = 0.02
+    anchor_weight: float = 1.0
+    seed: int = 0
+
+
+def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
+    """bool (n_categories, n_codes): contiguous code ranges per category, sized by item count."""
+    n_cat = int(categories.max()) + 1
+    counts = np.bincount(categories, minlength=n_cat).astype(float)
+    present = counts > 0
+    if n_codes < present.sum():
+        raise ValueError(f"{n_codes} level-0 codes cannot cover {int(present.sum())} categories")
+    share = np.where(present, np.maximum(1, np.floor(counts / counts.sum() * n_codes)), 0).astype(int)
+    while share.sum() > n_codes:
+        share[np.argmax(share)] -= 1
+    share[np.argmax(counts)] += n_codes - share.sum()
+    bounds = np.concatenate([[0], np.cumsum(share)])
+    mask = np.zeros((n_cat, n_codes), dtype=bool)
+    for c in range(n_cat):
+        mask[c, bounds[c] : bounds[c + 1]] = True
+    return mask
+
+
+def _sq_dist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return (x * x).sum(1, keepdims=True) - 2 * x @ c.T + (c * c).sum(1)[None]
+
+
+def _masked_argmin(d: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    return (np.where(mask, d, np.inf) if mask is not None else d).argmin(1)
+
+
+def _distinct_within_prefix(d: np.ndarray, prefix: np.ndarray | None) -> np.ndarray:
+    """Deepest level: items sharing a prefix take distinct codes (greedy, nearest pairs first), so
+    different products keep different paths whenever a prefix group is not larger than the codebook."""
+    codes = d.argmin(1)
+    if prefix is None:
+        return codes
+    _, group = np.unique(prefix, axis=0, return_inverse=True)
+    group = group.ravel()
+    for g in np.flatnonzero(np.bincount(group) > 1):
+        members = np.flatnonzero(group == g)
+        sub = d[members]
+        order = np.dstack(np.unravel_index(np.argsort(sub, axis=None), sub.shape))[0]
+        taken_items, taken_codes = set(), set()
+        for i, c in order:
+            if i in taken_items or c in taken_codes:
+                continue
+            codes[members[i]] = c
+            taken_items.add(i)
+            taken_codes.add(c)
+            if len(taken_items) == len(members) or len(taken_codes) == d.shape[1]:
+                break
+    return codes
+
+
+def _opq_rotation(x: np.ndarray, k: int, seed: int, iters: int = 4) -> np.ndarray:
+    rotation = np.eye(x.shape[1], dtype=np.float32)
+    for it in range(iters):
+        xr = x @ rotation
+        centroids = kmeans(xr, k, seed=seed + it, niter=10)
+        target = centroids[_sq_dist(xr, centroids).argmin(1)]
+        u, _, vt = np.linalg.svd(x.T @ target)
+        rotation = (u @ vt).astype(np.float32)
+    return rotation
+
+
+def _refine_aligned(
+    centroids: np.ndarray, item_x: np.ndarray, view_x: np.ndarray, view_item: np.ndarray,
+    item_mask: np.ndarray | None, cfg: VRQConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook refinement so views land in their item's code; items take the code their views vote for."""
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(cfg.seed)
+    c = torch.nn.Parameter(torch.from_numpy(centroids.copy()))
+    items = torch.from_numpy(item_x)
+    views = torch.from_numpy(view_x)
+    owner = torch.from_numpy(view_item)
+    mask = torch.from_numpy(item_mask) if item_mask is not None else None
+    opt = torch.optim.Adam([c], lr=cfg.lr)
+    n, k = len(item_x), len(centroids)
+
+    def vote(logits_v: torch.Tensor, logits_i: torch.Tensor) -> torch.Tensor:
+        votes = torch.softmax(logits_i, 1).clone()
+        votes.index_add_(0, owner, torch.softmax(logits_v, 1))
+        if mask is not None:
+            votes = votes.masked_fill(~mask, -1.0)
+        return votes.argmax(1)
+
+    def logits(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        d = (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None]
+        return -d / (cfg.temperature * scale)
+
+    with torch.no_grad():
+        d0 = ((items[:, None] - c[None]) ** 2).sum(-1)
+        scale = d0.mean()
+        codes = vote(logits(views, scale), logits(items, scale))
+    for step in range(cfg.refine_steps):
+        lv, li = logits(views, scale), logits(items, scale)
+        loss = F.cross_entropy(lv, codes[owner]) + F.cross_entropy(li, codes)
+        loss = loss + cfg.anchor_weight * ((items - c[codes]) ** 2).sum(1).mean() / scale
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 10 == 9:
+            with torch.no_grad():
+                codes = vote(logits(views, scale), logits(items, scale))
+    with torch.no_grad():
+        codes = vote(logits(views, scale), logits(items, scale))
+    return c.detach().numpy().astype(np.float32), codes.numpy().astype(np.int64)
+
+
+@dataclass
+class VisionAlignedRQ:
+    config: VRQConfig
+    codebooks: list[np.ndarray]
+    rotation: np.ndarray | None
+    category_mask: np.ndarray | None
+
+    @classmethod
+    def fit(
+        cls, item_emb: np.ndarray, item_category: np.ndarray, view_emb: np.ndarray, view_item_row: np.ndarray,
+        config: VRQConfig = VRQConfig(),
+    ) -> tuple["VisionAlignedRQ", np.ndarray]:
+        """Returns the quantiser and the item codes (N, L)."""
+        n = len(item_emb)
+        counts = np.bincount(view_item_row, minlength=n)[:, None]
+        sums = item_emb.astype(np.float32).copy()
+        np.add.at(sums, view_item_row, view_emb)
+        item_res = (sums / (1 + counts)).astype(np.float32)  # fused multi-view representation
+        view_res = view_emb.astype(np.float32).copy()
+        cat_mask = category_code_mask(item_category, config.codebook_sizes[0]) if config.category_partition else None
+        codebooks, codes, rotation = [], [], None
+        last = len(config.codebook_sizes) - 1
+        for level, k in enumerate(config.codebook_sizes):
+            seed = config.seed + level
+            rot = _opq_rotation(item_res, k, seed) if level == last and config.rotate_last and level > 0 else None
+            ix = item_res @ rot if rot is not None else item_res
+            vx = view_res @ rot if rot is not None else view_res
+            mask = cat_mask[item_category] if level == 0 and cat_mask is not None else None
+            if mask is not None:
+                centroids = np.zeros((k, ix.shape[1]), np.float32)
+                for cat in np.unique(item_category):
+                    members = item_category == cat
+                    slots = np.flatnonzero(cat_mask[cat])
+                    centroids[slots] = kmeans(ix[members], len(slots), seed=seed)
+            else:
+                centroids = kmeans(ix, k, seed=seed)
+            if level < config.aligned_levels:
+                centroids, level_codes = _refine_aligned(centroids, ix, vx, view_item_row, mask, config)
+            elif level == last:
+                level_codes = _distinct_within_prefix(_sq_dist(ix, centroids), np.stack(codes, 1) if codes else None)
+            else:
+                level_codes = _masked_argmin(_sq_dist(ix, centroids), mask)
+            step = centroids[level_codes] @ rot.T if rot is not None else centroids[level_codes]
+            item_res -= step
+            view_res -= step[view_item_row]
+            codebooks.append(centroids)
+            codes.append(level_codes)
+            rotation = rot if rot is not None else rotation
+        return cls(config, codebooks, rotation, cat_mask), np.stack(codes, 1)
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy codes (N, L) of new embeddings (no category known) and their reconstruction."""
+        residual = x.astype(np.float32).copy()
+        codes = []
+        last = len(self.codebooks) - 1
+        for level, cb in enumerate(self.codebooks):
+            rot = self.rotation if level == last and self.rotation is not None else None
+            xr = residual @ rot if rot is not None else residual
+            c = _sq_dist(xr, cb).argmin(1)
+            residual -= cb[c] @ rot.T if rot is not None else cb[c]
+            codes.append(c)
+        return np.stack(codes, 1), x - residual
+
+    def reconstruct(self, codes: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(codes), self.codebooks[0].shape[1]), np.float32)
+        last = len(self.codebooks) - 1
+        for level, cb in enumerate(self.codebooks):
+            v = cb[codes[:, level]]
+            out += v @ self.rotation.T if level == last and self.rotation is not None else v
+        return out
+
+    def save(self, directory: Path) -> None:
+        arrays = {f"codebook_{i}": cb for i, cb in enumerate(self.codebooks)}
+        if self.rotation is not None:
+            arrays["rotation"] = self.rotation
+        if self.category_mask is not None:
+            arrays["category_mask"] = self.category_mask
+        np.savez(Path(directory) / "codebooks.npz", **arrays)
+
+    @classmethod
+    def load(cls, directory: Path, config: VRQConfig) -> "VisionAlignedRQ":
+        with np.load(Path(directory) / "codebooks.npz") as z:
+            books = [z[f"codebook_{i}"] for i in range(len(config.codebook_sizes))]
+            return cls(config, books, z["rotation"] if "rotation" in z else None,
+                       z["category_mask"] if "category_mask" in z else None)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

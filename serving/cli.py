@@ -1,0 +1,151 @@
+"""`onevision serve ...`: package a bundle for KServe/TorchServe and run the model servers locally.
+
+Registered in onevision/cli.py with ``app.add_typer(serve_app, name="serve")``. torch, TorchServe and
+kserve are imported inside the commands.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+serve_app = typer.Typer(
+    help="Package a model bundle as a TorchServe archive in KServe's layout; serve it locally (TorchServe or kserve.Model).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+STATE_FILE = "server.json"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@serve_app.command("build")
+def build(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Model bundle directory (bundle.json inside).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write config/ + model-store/ (+ parity.json).")],
+    upload_to: Annotated[Optional[str], typer.Option("--upload-to", help="Also upload the layout to this s3:// URI or directory (the storageUri).")] = None,
+    parity: Annotated[Optional[Path], typer.Option("--parity", help="The parity report this model passed; copied to OUT/parity.json.")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="Name the model is served under.")] = "onevision",
+    version: Annotated[str, typer.Option("--version", help="Model version in the archive.")] = "1.0",
+    envelope: Annotated[str, typer.Option("--envelope", help="Default service envelope: kservev2 | kserve | body (KServe overrides it with TS_SERVICE_ENVELOPE).")] = "kservev2",
+) -> None:
+    """Build <model-name>.mar (handler + bundle) and KServe's PyTorch-runtime layout."""
+    from serving.archive import ArchiveError, build_archive
+
+    try:
+        result = build_archive(bundle, out, model_name=model_name, version=version, parity_path=parity,
+                               envelope=envelope, upload_to=upload_to)
+    except (ArchiveError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    kind = result.manifest["bundle"]["kind"]
+    typer.echo(f"{kind} bundle packaged: {result.mar_path}\nconfig: {result.config_path}")
+    if result.parity_path:
+        typer.echo(f"parity: {result.parity_path} (passed={result.manifest['parity']['passed']})")
+    if result.uploaded_to:
+        typer.echo(f"uploaded to {result.uploaded_to}")
+
+
+def _combined_store(stores: list[Path], workdir: Path) -> Path:
+    """One model store with the .mar files of every given store (or layout dir) linked side by side."""
+    from serving.ts_config import read_mar_model
+
+    combined = workdir / "model-store"
+    combined.mkdir(parents=True, exist_ok=True)
+    names: dict[str, Path] = {}
+    for store in stores:
+        store = store / "model-store" if (store / "model-store").is_dir() else store
+        mars = sorted(store.glob("*.mar"))
+        if not mars:
+            _fail(f"no .mar file in {store}")
+        for mar in mars:
+            name = read_mar_model(mar).name
+            if name in names:
+                _fail(f"two archives register as model {name!r} ({names[name]} and {mar}); build one of them with "
+                      "`onevision serve build --model-name ...` to serve them side by side")
+            names[name] = mar
+            (combined / mar.name).symlink_to(mar.resolve())
+    return combined
+
+
+@serve_app.command("local")
+def local(
+    model_store: Annotated[list[Path], typer.Option("--model-store", help="Model store or layout dir; repeat to serve two models side by side (A/B).")],
+    port: Annotated[int, typer.Option("--port", help="Inference port on 127.0.0.1 (management/metrics: free ports).")] = 8085,
+    envelope: Annotated[str, typer.Option("--envelope", help="kservev2 (v2 /infer) | kserve (v1 :predict) | body (raw images on /predictions).")] = "kservev2",
+    workers: Annotated[int, typer.Option("--workers", help="Workers per model.")] = 1,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached; Ctrl-C stops the server.")] = False,
+    workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Logs, config and state (default: a new temp dir).")] = None,
+) -> None:
+    """Start TorchServe on 127.0.0.1 with the given archives and print their URLs."""
+    from serving.processes import ServerStartError, start_torchserve
+
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="onevision-serve-"))
+    store = _combined_store(model_store, workdir)
+    try:
+        server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers)
+    except (ServerStartError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    state = {"pgid": server.server.process.pid, "ports": list(server.server.ports), "models": server.model_names,
+             "inference": server.inference_url, "management": server.management_url, "metrics": server.metrics_url}
+    (workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    typer.echo(f"TorchServe ready (envelope {envelope}); logs in {workdir / 'logs'}")
+    for name in server.model_names:
+        for protocol, url in server.urls(name).items():
+            typer.echo(f"  {name:>16} {protocol:>3}: {url}")
+    typer.echo(f"  management: {server.management_url}   metrics: {server.metrics_url}/metrics")
+    if not foreground:
+        typer.echo(f"stop with: onevision serve stop --workdir {workdir}")
+        return
+    try:
+        while server.server.running():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        typer.echo("stopping TorchServe ...")
+    finally:
+        server.stop()
+
+
+@serve_app.command("stop")
+def stop(workdir: Annotated[Path, typer.Option("--workdir", help="The --workdir of `onevision serve local`.")]) -> None:
+    """Stop a server started by `onevision serve local` (its whole process group) and wait for its ports."""
+    from serving.processes import port_open
+
+    state_path = workdir / STATE_FILE
+    if not state_path.exists():
+        _fail(f"no server state in {state_path}")
+    state = json.loads(state_path.read_text())
+    try:
+        os.killpg(int(state["pgid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        typer.echo("server already stopped")
+    deadline = time.monotonic() + 30
+    while any(port_open(p) for p in state["ports"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    state_path.unlink()
+    typer.echo("stopped")
+
+
+@serve_app.command("kserve")
+def kserve_server(
+    model_dir: Annotated[str, typer.Option("--model-dir", help="Bundle dir, layout dir (model-store/*.mar) or s3:// URI.")],
+    model_name: Annotated[str, typer.Option("--model-name", help="Name on the endpoint path.")] = "onevision",
+    port: Annotated[int, typer.Option("--port", help="HTTP port (KServe binds all interfaces).")] = 8080,
+    max_image_bytes: Annotated[int, typer.Option(help="Largest encoded image accepted (413 above).")] = 2_000_000,
+    max_batch: Annotated[int, typer.Option(help="Most instances per request (413 above).")] = 64,
+    max_top_k: Annotated[int, typer.Option(help="Largest top_k accepted (400 above).")] = 100,
+) -> None:
+    """Serve the bundle with the kserve.Model predictor (v1 and v2 on one port) in the foreground."""
+    from serving.kserve_main import main
+
+    main(["--model_name", model_name, "--model_dir", model_dir, "--http_port", str(port), "--enable_grpc", "false",
+          "--max_image_bytes", str(max_image_bytes), "--max_batch", str(max_batch), "--max_top_k", str(max_top_k)])

@@ -1,0 +1,112 @@
+"""A kserve.Model predictor over `onevision.serving_core.SearchService` (KServe's custom-predictor route,
+no TorchServe). One server answers both protocols: v1 ``POST /v1/models/<name>:predict`` and v2
+``POST /v2/models/<name>/infer``.
+
+`model_dir` may hold the bundle itself (bundle.json), or the TorchServe layout that `serving.archive`
+writes (model-store/*.mar, whose bundle/ is unpacked once), so one storageUri serves either runtime;
+an ``s3://`` URI is downloaded through `onevision.storage` first.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import kserve
+import numpy as np
+from fastapi import HTTPException
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from onevision.serving_core import BadRequest, SearchService, v1_instances, v2_instances, v2_output
+
+BUNDLE_SUBDIR = "bundle"
+
+
+def _unpack_mar_bundle(mar: Path) -> Path:
+    digest = hashlib.sha256(f"{mar.resolve()}:{mar.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"onevision-mar-{digest}"
+    if (target / BUNDLE_SUBDIR / "bundle.json").exists():
+        return target / BUNDLE_SUBDIR
+    with zipfile.ZipFile(mar) as zf:
+        members = [m for m in zf.namelist() if m.startswith(f"{BUNDLE_SUBDIR}/")]
+        if not members:
+            raise FileNotFoundError(f"{mar} carries no {BUNDLE_SUBDIR}/ directory; was it built by serving.archive?")
+        zf.extractall(target, members)
+    return target / BUNDLE_SUBDIR
+
+
+def resolve_bundle_dir(model_dir: str | Path, model_name: str | None = None) -> Path:
+    """The bundle directory behind `model_dir` (bundle dir, dir with bundle/, or KServe/TorchServe layout)."""
+    text = str(model_dir)
+    if "://" in text:
+        from onevision.storage import open_store
+
+        model_dir = open_store(text).local_path()
+    path = Path(model_dir)
+    for candidate in (path, path / BUNDLE_SUBDIR):
+        if (candidate / "bundle.json").exists():
+            return candidate
+    store = path / "model-store" if (path / "model-store").is_dir() else path
+    mars = sorted(store.glob("*.mar"))
+    if model_name is not None and (store / f"{model_name}.mar").exists():
+        mars = [store / f"{model_name}.mar"]
+    if len(mars) == 1:
+        return _unpack_mar_bundle(mars[0])
+    found = f"{len(mars)} .mar files ({', '.join(m.name for m in mars)})" if mars else "nothing"
+    raise FileNotFoundError(
+        f"no model bundle under {model_dir}: expected bundle.json, bundle/bundle.json or one model-store/*.mar; found {found}"
+    )
+
+
+def _client_error(exc: BadRequest) -> Exception:
+    # kserve maps InvalidInput to 400; it has no typed 413, so a too-large payload uses FastAPI's HTTPException.
+    return InvalidInput(exc.reason) if exc.status == 400 else HTTPException(status_code=exc.status, detail=exc.reason)
+
+
+def _tensor_data(tensor: Any) -> list[Any]:
+    data = tensor.data
+    if data is None:  # binary tensor extension / raw gRPC contents
+        data = tensor.as_numpy().reshape(-1).tolist()
+    elif isinstance(data, np.ndarray):
+        data = data.reshape(-1).tolist()
+    if tensor.datatype == "BYTES":
+        data = [d.decode("ascii", errors="replace") if isinstance(d, (bytes, bytearray)) else d for d in data]
+    return data
+
+
+class OneVisionModel(kserve.Model):
+    def __init__(self, name: str, model_dir: str | Path, max_image_bytes: int = 2_000_000, max_batch: int = 64,
+                 default_top_k: int = 10, max_top_k: int = 100):
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.limits = dict(max_image_bytes=max_image_bytes, max_batch=max_batch, default_top_k=default_top_k,
+                           max_top_k=max_top_k)
+        self.service: SearchService | None = None
+
+    def load(self) -> bool:
+        self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), **self.limits)
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict | InferResponse:
+        if self.service is None:
+            raise kserve.errors.ModelNotReady(self.name)
+        try:
+            if isinstance(payload, InferRequest):
+                return self._predict_v2(payload)
+            return {"predictions": self.service.predict(v1_instances(payload))}
+        except BadRequest as exc:
+            raise _client_error(exc) from exc
+
+    def _predict_v2(self, request: InferRequest) -> InferResponse:
+        inputs = [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape), "data": _tensor_data(t)}
+                  for t in request.inputs]
+        predictions = self.service.predict(v2_instances(inputs, self.service.limits))
+        out = v2_output(predictions)
+        return InferResponse(
+            response_id=request.id, model_name=self.name, model_version=self.service.info.version,
+            infer_outputs=[InferOutput(name=out["name"], shape=out["shape"], datatype=out["datatype"], data=out["data"])],
+        )

@@ -1,0 +1,111 @@
+"""TorchServe custom handler: a thin adapter over `onevision.serving_core.SearchService`.
+
+The .mar carries this file and the model bundle under ``bundle/`` (see serving/archive.py); TorchServe
+unpacks it into ``context.system_properties["model_dir"]``. What `handle` receives depends on the server's
+service envelope (``TS_SERVICE_ENVELOPE`` / ``service_envelope``), fixed per server:
+
+- ``kserve`` (v1): the body's ``instances`` list (None when the body has none); the envelope wraps our
+  list of responses into ``{"predictions": [...]}``.
+- ``kservev2``: the body's input tensors, except that a BYTES tensor's data is cut to its first element
+  (so a batch of B images must come as shape [1, B] with nested data). The envelope names each returned
+  output after the input at the same position and reads those names from ``context.input_names``, so we
+  set that to ``["predictions"]`` and return one tensor: a JSON string per row.
+- none: one row per HTTP request, ``{"body": ...}`` holding raw image bytes (``curl --data-binary
+  @photo.png``) or parsed JSON (one instance, a v1 body or a v2 body).
+
+Client errors become HTTP 400/413 through ``PredictionException(message, status)``, which TorchServe's
+`Service.predict` turns into the status of every request of the batch; with no envelope and several
+requests in one TorchServe batch, each bad row gets its own status instead.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import PredictionException
+
+from onevision.serving_core import (
+    BadRequest,
+    SearchService,
+    V2_OUTPUT,
+    v1_response,
+    v2_instances,
+    v2_output,
+    v2_response,
+)
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SUBDIR = "bundle"
+RAW_ROW_KEYS = frozenset({"body", "data"})
+
+
+def _limit(name: str, default: int) -> int:
+    """Limits can be tuned per deployment with ONEVISION_<NAME> environment variables."""
+    value = os.environ.get(f"ONEVISION_{name.upper()}")
+    return default if value in (None, "") else int(value)
+
+
+class OneVisionHandler(BaseHandler):
+    def initialize(self, context: Any) -> None:
+        model_dir = Path(context.system_properties["model_dir"])
+        bundle_dir = model_dir / BUNDLE_SUBDIR
+        self.service = SearchService(
+            bundle_dir,
+            max_image_bytes=_limit("max_image_bytes", 2_000_000),
+            max_batch=_limit("max_batch", 64),
+            default_top_k=_limit("default_top_k", 10),
+            max_top_k=_limit("max_top_k", 100),
+        )
+        self.context = context
+        self.manifest = context.manifest
+        self.initialized = True
+        log.info("onevision %s bundle %s loaded from %s", self.service.info.kind, self.service.info.version, bundle_dir)
+
+    def handle(self, data: Any, context: Any) -> list[Any]:
+        self.context = context
+        try:
+            if getattr(context, "input_names", None) is not None:  # set by the kservev2 envelope
+                return self._handle_v2(data, context)
+            if data is None:  # the kserve envelope found no "instances"
+                raise BadRequest('request body: expected {"instances": [...]} (KServe v1)')
+            if isinstance(data, list) and data and all(isinstance(r, dict) and set(r) <= RAW_ROW_KEYS for r in data):
+                return self._handle_raw(data, context)
+            return self.service.predict(data)  # the kserve envelope: a list of instances
+        except BadRequest as exc:
+            raise PredictionException(exc.reason, exc.status) from exc
+
+    def _handle_v2(self, data: Any, context: Any) -> list[Any]:
+        instances = v2_instances(data, self.service.limits)
+        predictions = self.service.predict(instances)
+        context.input_names = [V2_OUTPUT]
+        return [v2_output(predictions)["data"]]
+
+    def _handle_raw(self, rows: list[dict[str, Any]], context: Any) -> list[Any]:
+        if len(rows) == 1:
+            return [self._answer_raw(rows[0], context)]
+        out: list[Any] = []
+        for idx, row in enumerate(rows):
+            try:
+                out.append(self._answer_raw(row, context, idx))
+            except BadRequest as exc:
+                context.set_response_status(code=exc.status, phrase=exc.reason, idx=idx)
+                out.append({"code": exc.status, "message": exc.reason})
+        return out
+
+    def _answer_raw(self, row: dict[str, Any], context: Any, idx: int = 0) -> Any:
+        body = row.get("body") if row.get("body") is not None else row.get("data")
+        if isinstance(body, (bytes, bytearray)):
+            return self.service.predict([{"image": bytes(body)}])[0]
+        if isinstance(body, dict) and "instances" in body:
+            return v1_response(self.service.predict(body["instances"]))
+        if isinstance(body, dict) and "inputs" in body:
+            request_id = body.get("id") or context.get_request_id(idx)
+            return v2_response(self.service.predict(v2_instances(body["inputs"], self.service.limits)),
+                               context.model_name, self.service.info.version, request_id)
+        if isinstance(body, dict):
+            return self.service.predict([body])[0]
+        raise BadRequest(f"request body: expected image bytes or a JSON object, got {type(body).__name__}")
