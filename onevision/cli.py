@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from onevision.commands import evaluate_app, train_app
+from serving.canary.cli import canary_app
+
 app = typer.Typer(
     help="OneVision: generative visual product search — world, training, evaluation, pipelines, serving, monitoring.",
     no_args_is_help=True,
@@ -17,6 +20,9 @@ world_app = typer.Typer(help="Generate the synthetic multi-view world.", no_args
 data_app = typer.Typer(help="Validate data against the world's Parquet contract.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(canary_app, name="canary")
 
 
 def fail(message: str, code: int = 1) -> None:

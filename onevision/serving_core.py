@@ -71,7 +71,7 @@ class ModelInfo:
     kind: str  # "generator" | "cascade"
     version: str
     image_size: int  # the encoder's input side; other sizes are resized
-    created: str | None = None
+    created: str | float | None = None
 
 
 @dataclass(frozen=True)
@@ -350,13 +350,19 @@ def read_model_info(bundle_dir: Path) -> ModelInfo:
                      created=meta.get("created"))
 
 
-def _known_users_of(bundle_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
-    users_dir = bundle_dir / "userfeatures"
-    if not users_dir.exists():
-        return lambda ids: np.zeros(len(ids), dtype=bool)
-    from onevision.userfeatures import UserFeatureTable
+def _known_users_of(retriever: Any, bundle_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Who the model can personalise for: the user table the retriever ranks with (the generator's
+    `users`, the cascade ranker's `users`), else the bundle's userfeatures/; none: nobody is known."""
+    table = getattr(retriever, "users", None)
+    if table is None:
+        table = getattr(getattr(retriever, "ranker", None), "users", None)
+    if table is None and (bundle_dir / "userfeatures").exists():
+        from onevision.userfeatures import UserFeatureTable
 
-    return UserFeatureTable.load(users_dir).known
+        table = UserFeatureTable.load(bundle_dir / "userfeatures")
+    if table is None:
+        return lambda ids: np.zeros(len(ids), dtype=bool)
+    return table.known
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -373,7 +379,8 @@ class SearchService:
         bundle_dir = Path(bundle_dir)
         limits = ServiceLimits(max_image_bytes, max_batch, default_top_k, max_top_k)
         info = read_model_info(bundle_dir)
-        self._setup(load_retriever(bundle_dir), info, _known_users_of(bundle_dir), limits)
+        retriever = load_retriever(bundle_dir)
+        self._setup(retriever, info, _known_users_of(retriever, bundle_dir), limits)
         self.bundle_dir: Path | None = bundle_dir
 
     @classmethod
@@ -390,6 +397,8 @@ class SearchService:
     def _setup(self, retriever: Retriever, info: ModelInfo, known_users: Callable[[np.ndarray], np.ndarray],
                limits: ServiceLimits) -> None:
         self.retriever = retriever
+        # A generator trained without user features ignores the user: say so in "personalized".
+        self.personalises = bool(getattr(retriever, "personalised", True))
         self.info = info
         self.limits = limits
         self._known_users = known_users
@@ -405,7 +414,7 @@ class SearchService:
         if not requests:
             return []
         users = np.array([r.user_id for r in requests], dtype=np.int64)
-        known = np.asarray(self._known_users(users), dtype=bool)
+        known = np.asarray(self._known_users(users), dtype=bool) & self.personalises
         users = np.where(known, users, UNKNOWN_USER)
         results: list[SearchResult | None] = [None] * len(requests)
         for k in sorted({r.top_k for r in requests}):

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny worlds generated once per test session."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from onevision.world import WorldConfig, generate_world
 
 TINY = WorldConfig(seed=7, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8)
+# (the same world as onevision.steps.tiny_configs().world)
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,36 @@ def tiny_encoder_dir(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFact
     encoder.save(out)
     compute_features(encoder, world).save(out)
     return out
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    world: Path
+    encoder: Path
+    vrq: Path
+    cascade: Path
+    generator: dict[int, Path]
+    generator_bundle: Path
+    cascade_bundle: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """Every model trained on the tiny world with the tiny presets (a few seconds), plus both bundles."""
+    from onevision import steps
+
+    cfg = steps.tiny_configs()
+    root = tmp_path_factory.mktemp("tiny_models")
+    steps.train_encoder_step(tiny_world_dir, root / "encoder", cfg.encoder, show_progress=False)
+    steps.train_vrq_step(tiny_world_dir, root / "encoder", root / "vrq", cfg.vrq, show_progress=False)
+    steps.train_cascade_step(tiny_world_dir, root / "encoder", root / "cascade", cfg.cascade)
+    gens: dict[int, Path] = {}
+    for stage in (1, 2, 3):
+        steps.train_generator_step(tiny_world_dir, root / "encoder", root / "vrq", root / f"generator{stage}", stage,
+                                   gens.get(stage - 1), cfg.generator, show_progress=False)
+        gens[stage] = root / f"generator{stage}"
+    gen_bundle = steps.make_bundle_step("generator", root / "bundle_generator", encoder_dir=root / "encoder",
+                                        vrq_dir=root / "vrq", generator_dir=gens[3], version="tiny-gen")
+    cas_bundle = steps.make_bundle_step("cascade", root / "bundle_cascade", encoder_dir=root / "encoder",
+                                        cascade_dir=root / "cascade", version="tiny-cas")
+    return TinyModels(tiny_world_dir, root / "encoder", root / "vrq", root / "cascade", gens, gen_bundle, cas_bundle)

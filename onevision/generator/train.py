@@ -76,6 +76,9 @@ class StageTrainer:
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state["stage"] != self.stage:
             raise ValueError(f"{path} holds a stage-{state['stage']} checkpoint, expected stage {self.stage}")
+        if state.get("model_config") != asdict(self.model.config):
+            raise ValueError(f"{path} was written by a model with another configuration; "
+                             "resume with the same settings or choose a new output directory")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.epoch, self.losses = state["epoch"], state["losses"]
@@ -84,7 +87,7 @@ class StageTrainer:
 
     def checkpoint(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        state = {"stage": self.stage, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        state = {"stage": self.stage, "model": self.model.state_dict(), "model_config": asdict(self.model.config), "optimizer": self.opt.state_dict(),
                  "epoch": self.epoch, "losses": self.losses, "config": asdict(self.cfg)}
         torch.save(state, self.out_dir / f"{CHECKPOINT}.tmp")
         (self.out_dir / f"{CHECKPOINT}.tmp").replace(self.out_dir / CHECKPOINT)
@@ -95,10 +98,10 @@ class StageTrainer:
     def run(self, epoch_batches: Callable[[int], Iterator[torch.Tensor]], show_progress: bool = True,
             stop_after: int | None = None) -> list[float]:
         """epoch_batches(epoch) yields loss tensors; stop_after simulates an interruption (tests)."""
-        torch.manual_seed(self.cfg.seed + self.epoch)
         bar = tqdm(range(self.epoch, self.cfg.epochs), desc=f"generator stage {self.stage}", unit="epoch",
                    disable=not show_progress, initial=self.epoch, total=self.cfg.epochs)
         for epoch in bar:
+            torch.manual_seed(self.cfg.seed * 1000 + epoch)  # per-epoch seed: a resumed run replays the same epochs
             self.model.train()
             batch_losses = []
             for loss in epoch_batches(epoch):

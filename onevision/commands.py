@@ -1,0 +1,215 @@
+"""`onevision train …` and `onevision evaluate …`: each reads and writes artifacts through the
+artifact store (a local path or s3://bucket/prefix)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+train_app = typer.Typer(help="Train the encoder, VRQ, the cascade baseline and the generator stages.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate model bundles and run the parity gate.", no_args_is_help=True,
+                           invoke_without_command=False)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _input(uri: str) -> Path:
+    """A local directory holding the artifact at `uri` (downloaded from S3 when needed)."""
+    from onevision.storage import ArtifactNotFoundError, open_store
+
+    try:
+        return open_store(uri).local_path()
+    except ArtifactNotFoundError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _output(uri: str) -> Iterator[Path]:
+    """Write into a local directory; upload it to `uri` afterwards when `uri` is remote."""
+    if "://" not in uri or uri.startswith("file://"):
+        path = Path(uri.removeprefix("file://"))
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    from onevision.storage import open_store
+
+    with tempfile.TemporaryDirectory(prefix="onevision-") as tmp:
+        yield Path(tmp)
+        open_store(uri).upload_dir(Path(tmp))
+
+
+def _echo_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@train_app.command("encoder")
+def train_encoder(
+    world: str = typer.Option(..., help="World directory or URI."),
+    out: str = typer.Option(..., help="Output directory or URI for the encoder."),
+    epochs: int = typer.Option(20, help="Training epochs."),
+    embed_dim: int = typer.Option(128, help="Embedding width."),
+    items_per_batch: int = typer.Option(64, help="Products per batch (whole near-duplicate families)."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train the image encoder with a multi-view contrastive + circle loss; writes catalogue features too."""
+    from onevision import steps
+
+    cfg = steps.EncoderStepConfig(embed_dim=embed_dim, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed)
+    with _output(out) as out_dir:
+        result = steps.train_encoder_step(_input(world), out_dir, cfg)
+    typer.echo(f"encoder written to {out} in {result.seconds:.0f}s; loss per epoch: {result.losses}")
+
+
+@train_app.command("vrq")
+def train_vrq(
+    world: str = typer.Option(..., help="World directory or URI."),
+    encoder: str = typer.Option(..., help="Encoder directory or URI."),
+    out: str = typer.Option(..., help="Output directory or URI for the VRQ artifact."),
+    codebook_sizes: str = typer.Option("256,256,256", help="Codes per level, comma separated."),
+    aligned_levels: int = typer.Option(2, help="Shallow levels aligned across views."),
+    category_partition: bool = typer.Option(True, help="Partition level-0 codes by category."),
+    rotate_last: bool = typer.Option(True, help="OPQ-style rotation of the deepest residual."),
+    baselines: bool = typer.Option(True, help="Also fit RQ-KMeans and plain RQ-VAE for the report."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Quantise items into semantic IDs with VRQ; report view consistency, collisions, utilisation."""
+    from onevision import steps
+
+    try:
+        sizes = tuple(int(s) for s in codebook_sizes.split(","))
+    except ValueError:
+        _fail(f"--codebook-sizes must be comma-separated integers, got {codebook_sizes!r}", 2)
+    cfg = steps.VRQStepConfig(sizes, aligned_levels, category_partition, rotate_last, baselines, seed)
+    with _output(out) as out_dir:
+        result = steps.train_vrq_step(_input(world), _input(encoder), out_dir, cfg)
+    typer.echo(result.report["table"])
+    typer.echo(f"VRQ written to {out} in {result.seconds:.0f}s")
+
+
+@train_app.command("cascade")
+def train_cascade(
+    world: str = typer.Option(..., help="World directory or URI."),
+    encoder: str = typer.Option(..., help="Encoder directory or URI."),
+    out: str = typer.Option(..., help="Output directory or URI for the cascade."),
+    recall_n: int = typer.Option(200, help="ANN recall candidates."),
+    prerank_m: int = typer.Option(50, help="Candidates kept by the pre-ranker."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train the cascade baseline: ANN recall → pre-rank → personalised rank."""
+    import dataclasses
+
+    from onevision import steps
+    from onevision.cascade import CascadeConfig
+
+    names = {f.name for f in dataclasses.fields(CascadeConfig)}
+    kwargs = {k: v for k, v in {"recall_n": recall_n, "prerank_m": prerank_m, "seed": seed}.items() if k in names}
+    with _output(out) as out_dir:
+        result = steps.train_cascade_step(_input(world), _input(encoder), out_dir, CascadeConfig(**kwargs))
+    typer.echo(f"cascade written to {out} in {result.seconds:.0f}s")
+
+
+@train_app.command("generator")
+def train_generator(
+    world: str = typer.Option(..., help="World directory or URI."),
+    encoder: str = typer.Option(..., help="Encoder directory or URI."),
+    vrq: str = typer.Option(..., help="VRQ directory or URI."),
+    out: str = typer.Option(..., help="Output directory or URI for this stage."),
+    stage: int = typer.Option(1, min=1, max=3, help="1 visual alignment, 2 personalisation, 3 preference (DPO)."),
+    init: Optional[str] = typer.Option(None, help="Previous stage's directory (stages 2 and 3)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs for this stage (default per stage)."),
+    lr: float = typer.Option(1e-3, help="Learning rate (stages 1-2)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train one generator stage; an interrupted stage resumes from its checkpoint in --out."""
+    import dataclasses
+
+    from onevision import steps
+
+    cfg = steps.GeneratorStepConfig(lr=lr, seed=seed)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, **{f"stage{stage}_epochs": epochs})
+    try:
+        with _output(out) as out_dir:
+            result = steps.train_generator_step(_input(world), _input(encoder), _input(vrq), out_dir, stage,
+                                                _input(init) if init else None, cfg)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"generator stage {stage} written to {out} in {result.seconds:.0f}s; loss per epoch: {result.losses}")
+
+
+@train_app.command("bundle")
+def make_bundle(
+    kind: str = typer.Argument(..., help="generator | cascade"),
+    out: str = typer.Option(..., help="Output directory or URI for the bundle."),
+    encoder: str = typer.Option(..., help="Encoder directory or URI."),
+    vrq: Optional[str] = typer.Option(None, help="VRQ directory (generator)."),
+    generator: Optional[str] = typer.Option(None, help="Generator stage directory (generator)."),
+    cascade: Optional[str] = typer.Option(None, help="Cascade directory (cascade)."),
+) -> None:
+    """Assemble a self-contained model bundle (what evaluation and serving load)."""
+    from onevision import steps
+
+    try:
+        with _output(out) as out_dir:
+            steps.make_bundle_step(kind, out_dir, encoder_dir=_input(encoder), vrq_dir=_input(vrq) if vrq else None,
+                                   generator_dir=_input(generator) if generator else None,
+                                   cascade_dir=_input(cascade) if cascade else None)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"{kind} bundle written to {out}")
+
+
+@evaluate_app.command("model")
+def evaluate_model(
+    bundle: str = typer.Argument(..., help="Model bundle directory or URI."),
+    world: str = typer.Option(..., help="World directory or URI."),
+    out: str = typer.Option(..., help="Where to write metrics.json."),
+    split: str = typer.Option("test", help="train | val | test."),
+    max_queries: Optional[int] = typer.Option(None, help="Evaluate only the first N queries."),
+    beam_width: int = typer.Option(50, help="Generator beam width."),
+    keep_tokens: Optional[int] = typer.Option(None, help="Dynamic token pruning: image tokens kept."),
+    beam_margin: Optional[float] = typer.Option(None, help="Dynamic beam pruning: log-prob margin."),
+    confidence_mass: float = typer.Option(1.0, help="Shrink beams once they hold this probability mass."),
+) -> None:
+    """Recall/NDCG/MRR@K, HitRate@K, CTR/CVR proxies and latency of one bundle → metrics.json."""
+    from onevision import steps
+
+    cfg = steps.EvalStepConfig(split=split, max_queries=max_queries, beam_width=beam_width, keep_tokens=keep_tokens,
+                               beam_margin=beam_margin, confidence_mass=confidence_mass)
+    try:
+        with _output(out) as out_dir:
+            metrics = steps.evaluate_step(_input(bundle), _input(world), out_dir, cfg)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    _echo_json(metrics)
+
+
+@evaluate_app.command("parity")
+def evaluate_parity(
+    generator: str = typer.Option(..., help="Generator metrics.json or its directory."),
+    cascade: str = typer.Option(..., help="Cascade metrics.json or its directory."),
+    out: str = typer.Option(..., help="Where to write parity.json, parity.md and parity.html."),
+    epsilon: float = typer.Option(0.02, help="Allowed relative shortfall against the cascade."),
+) -> None:
+    """The promotion gate: exit 1 with the reasons when the generator is worse than the cascade by more than ε."""
+    from onevision import steps
+    from onevision.evaluation import ParityInputError
+
+    try:
+        with _output(out) as out_dir:
+            report = steps.parity_step(Path(generator), Path(cascade), out_dir, epsilon)
+    except (ParityInputError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc), 2)
+    typer.echo(report.summary())
+    if not report.passed:
+        _fail("parity gate failed:\n  " + "\n  ".join(report.reasons))

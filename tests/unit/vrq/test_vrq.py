@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onevision.vision.features import CatalogueFeatures
+from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig, category_code_mask
+from onevision.vrq.fit import VRQArtifact, fit_vrq
+from onevision.vrq.kmeans import ResidualKMeans
+from onevision.vrq.report import prefix_consistency
+
+SIZES = (16, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def features(tiny_encoder_dir: Path) -> CatalogueFeatures:
+    return CatalogueFeatures.load(tiny_encoder_dir)
+
+
+@pytest.fixture(scope="module")
+def artifact(features: CatalogueFeatures) -> VRQArtifact:
+    return fit_vrq(features, VRQConfig(codebook_sizes=SIZES, refine_steps=100), compare_baselines=True, show_progress=False)
+
+
+def test_alignment_raises_view_consistency_over_plain_rq(artifact: VRQArtifact) -> None:
+    vrq, kmeans, rqvae = artifact.report["vrq"], artifact.report["rq-kmeans"], artifact.report["rq-vae"]
+    for level in (0, 1):
+        assert vrq["view_consistency"][level] > kmeans["view_consistency"][level]
+        assert vrq["view_consistency"][level] > rqvae["view_consistency"][level]
+    assert sum(vrq["view_consistency"]) > sum(kmeans["view_consistency"]) + 0.3
+
+
+def test_every_item_gets_a_unique_sid(artifact: VRQArtifact, features: CatalogueFeatures) -> None:
+    sids = artifact.sids.sids
+    assert len(np.unique(sids, axis=0)) == len(features.item_ids)
+    assert artifact.report["vrq"]["unique_sids"] is True
+    assert (artifact.trie.lookup(sids) == artifact.sids.item_ids).all()
+
+
+def test_category_injection_keeps_level0_codes_inside_the_category(artifact: VRQArtifact, features: CatalogueFeatures) -> None:
+    level0 = artifact.sids.sids[:, 0]
+    mask = artifact.quantizer.category_mask
+    assert mask[features.item_category, level0].all()
+
+
+def test_codebooks_are_used(artifact: VRQArtifact) -> None:
+    assert min(artifact.report["vrq"]["utilisation"]) > 0.5
+
+
+def test_save_load_gives_identical_outputs(artifact: VRQArtifact, features: CatalogueFeatures, tmp_path: Path) -> None:
+    artifact.save(tmp_path)
+    again = VRQArtifact.load(tmp_path)
+    assert (again.sids.sids == artifact.sids.sids).all()
+    codes_a, rec_a = artifact.quantizer.encode(features.view_emb)
+    codes_b, rec_b = again.quantizer.encode(features.view_emb)
+    assert (codes_a == codes_b).all() and np.allclose(rec_a, rec_b)
+    assert (again.sids_of(features.item_ids[:5]) == artifact.sids.sids[:5]).all()
+    assert (again.sids_of(np.array([-1])) == -1).all()
+
+
+def test_same_seed_same_codes(features: CatalogueFeatures) -> None:
+    emb = np.concatenate([features.view_emb, features.train_photo_emb])
+    rows = np.concatenate([features.view_item_row, features.train_photo_item_row])
+    cfg = VRQConfig(codebook_sizes=SIZES, refine_steps=30)
+    _, a = VisionAlignedRQ.fit(features.item_emb, features.item_category, emb, rows, cfg)
+    _, b = VisionAlignedRQ.fit(features.item_emb, features.item_category, emb, rows, cfg)
+    assert (a == b).all()
+
+
+def test_category_code_mask_partitions_codes() -> None:
+    mask = category_code_mask(np.array([0, 0, 0, 1, 2, 2]), 12)
+    assert mask.sum(0).tolist() == [1] * 12
+    assert mask.sum(1).tolist()[0] > mask.sum(1).tolist()[1]
+    with pytest.raises(ValueError, match="cannot cover"):
+        category_code_mask(np.array([0, 1, 2]), 2)
+
+
+def test_prefix_consistency_counts_prefix_matches() -> None:
+    view = np.array([[1, 2, 3], [1, 0, 3], [0, 2, 3]])
+    item = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3]])
+    assert prefix_consistency(view, item) == [pytest.approx(2 / 3), pytest.approx(1 / 3), pytest.approx(1 / 3)]
+
+
+def test_rq_kmeans_reconstructs_better_with_more_levels(features: CatalogueFeatures) -> None:
+    one = ResidualKMeans((16,)).fit(features.item_emb).encode(features.item_emb)[1]
+    three = ResidualKMeans((16, 8, 8)).fit(features.item_emb).encode(features.item_emb)[1]
+    err = lambda r: float(((r - features.item_emb) ** 2).sum(1).mean())  # noqa: E731
+    assert err(three) < err(one)
