@@ -19,7 +19,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,6 @@ class SearchResult:
     scores: np.ndarray  # float32 (k,)
     sids: np.ndarray | None  # int64 (k, depth) for the generator, None for the cascade
     personalized: bool
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- parsing

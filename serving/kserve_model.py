@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,6 @@ class OneVisionModel(kserve.Model):
         predictions = self.service.predict(v2_instances(inputs, self.service.limits))
         out = v2_output(predictions)
         return InferResponse(
-            response_id=request.id, model_name=self.name, model_version=self.service.info.version,
+            response_id=request.id or str(uuid.uuid4()), model_name=self.name, model_version=self.service.info.version,
             infer_outputs=[InferOutput(name=out["name"], shape=out["shape"], datatype=out["datatype"], data=out["data"])],
         )

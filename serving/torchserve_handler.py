@@ -13,12 +13,15 @@ service envelope (``TS_SERVICE_ENVELOPE`` / ``service_envelope``), fixed per ser
 - none: one row per HTTP request, ``{"body": ...}`` holding raw image bytes (``curl --data-binary
   @photo.png``) or parsed JSON (one instance, a v1 body or a v2 body).
 
-Client errors become HTTP 400/413 through ``PredictionException(message, status)``, which TorchServe's
-`Service.predict` turns into the status of every request of the batch; with no envelope and several
-requests in one TorchServe batch, each bad row gets its own status instead.
+A 400 is raised as ``PredictionException(message, 400)``, which TorchServe answers with
+``{"code": 400, "type": ..., "message": ...}``. A 413 cannot take that route: the frontend's
+`RestJob.sendError` rewrites a worker's 413 into 507, so it is answered as a normal response whose
+status is set with ``context.set_response_status(413, ...)`` (the envelope still wraps its body). With no
+envelope and several requests in one TorchServe batch, each bad row gets its own status.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -40,7 +43,13 @@ from onevision.serving_core import (
 log = logging.getLogger(__name__)
 
 BUNDLE_SUBDIR = "bundle"
+_PHRASES = {400: "Bad Request", 413: "Payload Too Large"}
 RAW_ROW_KEYS = frozenset({"body", "data"})
+
+
+def _error_body(exc: BadRequest) -> dict[str, Any]:
+    """The shape of TorchServe's own error bodies."""
+    return {"code": exc.status, "type": "BadRequest", "message": exc.reason}
 
 
 def _limit(name: str, default: int) -> int:
@@ -67,8 +76,9 @@ class OneVisionHandler(BaseHandler):
 
     def handle(self, data: Any, context: Any) -> list[Any]:
         self.context = context
+        v2 = getattr(context, "input_names", None) is not None  # set by the kservev2 envelope
         try:
-            if getattr(context, "input_names", None) is not None:  # set by the kservev2 envelope
+            if v2:
                 return self._handle_v2(data, context)
             if data is None:  # the kserve envelope found no "instances"
                 raise BadRequest('request body: expected {"instances": [...]} (KServe v1)')
@@ -76,7 +86,14 @@ class OneVisionHandler(BaseHandler):
                 return self._handle_raw(data, context)
             return self.service.predict(data)  # the kserve envelope: a list of instances
         except BadRequest as exc:
-            raise PredictionException(exc.reason, exc.status) from exc
+            if exc.status != 413:
+                raise PredictionException(exc.reason, exc.status) from exc
+            context.set_all_response_status(exc.status, "Payload Too Large")
+            body = _error_body(exc)
+            if v2:  # the envelope names the output after input_names[0]
+                context.input_names = ["error"]
+                return [[json.dumps(body)]]
+            return [body]
 
     def _handle_v2(self, data: Any, context: Any) -> list[Any]:
         instances = v2_instances(data, self.service.limits)
@@ -92,8 +109,8 @@ class OneVisionHandler(BaseHandler):
             try:
                 out.append(self._answer_raw(row, context, idx))
             except BadRequest as exc:
-                context.set_response_status(code=exc.status, phrase=exc.reason, idx=idx)
-                out.append({"code": exc.status, "message": exc.reason})
+                context.set_response_status(code=exc.status, phrase=_PHRASES[exc.status], idx=idx)
+                out.append(_error_body(exc))
         return out
 
     def _answer_raw(self, row: dict[str, Any], context: Any, idx: int = 0) -> Any:

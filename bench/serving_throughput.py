@@ -1,0 +1,172 @@
+"""Serving throughput of the generator vs the cascade behind one real TorchServe on 127.0.0.1.
+
+Both bundles are archived (serving.archive) and served side by side by one TorchServe with the KServe v2
+envelope (what the InferenceService runs); the client sends the same test-split photos to both, at batch
+sizes 1 and 8, alternating the two models in short rounds so that machine noise hits both alike. Prints
+requests/s, images/s, p50/p95 latency per (model, batch) and the generator/cascade ratios.
+
+    python bench/serving_throughput.py                         # trains tiny bundles first (~1-2 min)
+    python bench/serving_throughput.py --generator runs/local/bundle_generator --cascade runs/local/bundle_cascade \
+        --world runs/local/world --requests 200
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+MODELS = ("generator", "cascade")
+
+
+@dataclass
+class Measurement:
+    model: str
+    batch: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def images_per_s(self) -> float:
+        return self.rps * self.batch
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q))
+
+    def summary(self) -> dict:
+        return {"model": self.model, "batch": self.batch, "requests": self.requests, "rps": round(self.rps, 2),
+                "images_per_s": round(self.images_per_s, 2), "p50_ms": round(self.pct(50), 2),
+                "p95_ms": round(self.pct(95), 2)}
+
+
+def tiny_bundles(root: Path) -> tuple[Path, Path, Path]:
+    """Train the TINY preset chain (what the tests use) into `root`; returns (generator, cascade, world)."""
+    from onevision import steps
+
+    cfg = steps.tiny_configs()
+    world, encoder, vrq = root / "world", root / "encoder", root / "vrq"
+    steps.generate_world_step(world, cfg.world)
+    steps.train_encoder_step(world, encoder, cfg.encoder, show_progress=False)
+    steps.train_vrq_step(world, encoder, vrq, cfg.vrq, show_progress=False)
+    steps.train_cascade_step(world, encoder, root / "cascade", cfg.cascade)
+    steps.train_generator_step(world, encoder, vrq, root / "gen1", 1, None, cfg.generator, show_progress=False)
+    steps.train_generator_step(world, encoder, vrq, root / "gen2", 2, root / "gen1", cfg.generator, show_progress=False)
+    gen = steps.make_bundle_step("generator", root / "bundle_generator", encoder_dir=encoder, vrq_dir=vrq,
+                                 generator_dir=root / "gen2")
+    cas = steps.make_bundle_step("cascade", root / "bundle_cascade", encoder_dir=encoder, cascade_dir=root / "cascade")
+    return Path(gen), Path(cas), world
+
+
+def query_photos(world_dir: Path, n: int) -> tuple[list[bytes], list[int]]:
+    from onevision.world import load_world
+
+    queries = load_world(world_dir).queries_of("test").sort_values("query_id").head(n)
+    return [bytes(b) for b in queries["image"]], [int(u) for u in queries["user_id"]]
+
+
+def run_round(url: str, bodies: list[bytes], measurement: Measurement) -> None:
+    from serving.processes import http
+
+    start = time.perf_counter()
+    for body in bodies:
+        t0 = time.perf_counter()
+        response = http("POST", url, body, timeout=120)
+        measurement.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered HTTP {response.status}: {response.body[:300]!r}")
+    measurement.seconds += time.perf_counter() - start
+    measurement.requests += len(bodies)
+
+
+def request_bodies(photos: list[bytes], users: list[int], batch: int, count: int, top_k: int) -> list[bytes]:
+    from onevision.serving_core import v2_request
+
+    bodies = []
+    for r in range(count):
+        idx = [(r * batch + j) % len(photos) for j in range(batch)]
+        body = v2_request([photos[i] for i in idx], [users[i] for i in idx], top_k=top_k, nested=batch > 1)
+        bodies.append(json.dumps(body).encode())
+    return bodies
+
+
+def print_table(results: list[Measurement]) -> None:
+    by = {(m.model, m.batch): m for m in results}
+    header = f"{'model':<10} {'batch':>5} {'requests':>8} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for m in results:
+        s = m.summary()
+        print(f"{s['model']:<10} {s['batch']:>5} {s['requests']:>8} {s['rps']:>8.1f} {s['images_per_s']:>8.1f} "
+              f"{s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
+    print("\ngenerator / cascade (req/s > 1: generator serves more; latency < 1: generator is faster)")
+    for batch in sorted({m.batch for m in results}):
+        g, c = by[("generator", batch)], by[("cascade", batch)]
+        print(f"  batch {batch}: req/s x{g.rps / c.rps:.2f}   p50 x{g.pct(50) / c.pct(50):.2f}   "
+              f"p95 x{g.pct(95) / c.pct(95):.2f}")
+
+
+@app.command()
+def main(
+    generator: Optional[Path] = typer.Option(None, help="Generator bundle dir (default: train tiny bundles)."),
+    cascade: Optional[Path] = typer.Option(None, help="Cascade bundle dir (with --generator)."),
+    world: Optional[Path] = typer.Option(None, help="World whose test photos are sent (default: the tiny world)."),
+    requests: int = typer.Option(60, min=4, max=5000, help="Measured requests per (model, batch)."),
+    warmup: int = typer.Option(5, min=0, max=100, help="Unmeasured requests per (model, batch) first."),
+    batches: str = typer.Option("1,8", help="Comma-separated batch sizes."),
+    top_k: int = typer.Option(10, min=1, max=100, help="k of every request."),
+    rounds: int = typer.Option(6, min=1, help="Alternate the two models in this many rounds per batch size."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+) -> None:
+    from serving.archive import build_archive
+    from serving.processes import running_torchserve
+
+    batch_sizes = [int(b) for b in batches.split(",")]
+    with tempfile.TemporaryDirectory(prefix="onevision-bench-serving-") as tmp:
+        root = Path(tmp)
+        if generator is None or cascade is None:
+            print("training tiny bundles ...", flush=True)
+            t0 = time.perf_counter()
+            generator, cascade, tiny_world = tiny_bundles(root / "models")
+            world = world or tiny_world
+            print(f"  done in {time.perf_counter() - t0:.0f}s", flush=True)
+        if world is None:
+            raise typer.BadParameter("--world is needed with --generator/--cascade (its test photos are sent)")
+        store = root / "ab-store"
+        store.mkdir()
+        for name, bundle in (("generator", generator), ("cascade", cascade)):
+            result = build_archive(bundle, root / name, model_name=name)
+            (store / result.mar_path.name).symlink_to(result.mar_path)
+        photos, users = query_photos(world, 64)
+        print(f"starting TorchServe (v2 envelope) with {', '.join(MODELS)} ...", flush=True)
+        with running_torchserve(store, "kservev2", workdir=root / "torchserve") as server:
+            results = []
+            for batch in batch_sizes:
+                plan = {m: request_bodies(photos, users, batch, warmup + requests, top_k) for m in MODELS}
+                measures = {m: Measurement(m, batch, 0, 0.0, []) for m in MODELS}
+                for m in MODELS:  # warm up both before measuring either
+                    run_round(server.urls(m)["v2"], plan[m][:warmup], Measurement(m, batch, 0, 0.0, []))
+                per_round = -(-requests // rounds)
+                for r in range(rounds):
+                    for m in MODELS if r % 2 == 0 else MODELS[::-1]:
+                        chunk = plan[m][warmup + r * per_round: warmup + min((r + 1) * per_round, requests)]
+                        run_round(server.urls(m)["v2"], chunk, measures[m])
+                results += [measures[m] for m in MODELS]
+    print()
+    print_table(results)
+    if json_out:
+        json_out.write_text(json.dumps([{**m.summary(), "latencies_ms": m.latencies_ms} for m in results], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()
