@@ -48,15 +48,15 @@ def evaluate_alerts(
                 ))
             elif comparison is not None and arm_label == "canary":
                 lift = comparison.metrics[rule.metric or "ctr"]
-                assert rule.below is not None
-                if lift.significant and lift.rel_lift is not None and lift.rel_lift < rule.below:
+                below = rule.below if rule.below is not None else 0.0  # set for kind 'lift' (validated)
+                if lift.significant and lift.rel_lift is not None and lift.rel_lift < below:
                     alerts.append(AlertRecord(
                         id=f"{ctx.run_id}-{rule.name}-canary", run_id=ctx.run_id, created=ctx.created, status="open",
                         rule=rule.name, kind="lift", severity=rule.severity, metric=f"{lift.metric}_rel_lift",
                         arm="canary", model=arm.model if arm else None, window=ctx.window, value=lift.rel_lift,
-                        threshold=rule.below,
+                        threshold=below,
                         message=(f"canary {lift.metric} {lift.canary_rate:.3f} vs control {lift.control_rate:.3f}: "
-                                 f"lift {lift.rel_lift:+.1%} (p={lift.p_value:.3g}) below {rule.below:+.1%}"),
+                                 f"lift {lift.rel_lift:+.1%} (p={lift.p_value:.3g}) below {below:+.1%}"),
                         report=arm.report_html if arm else None, summary=ctx.summary_uri,
                     ))
     return sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.rule, a.arm))

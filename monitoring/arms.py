@@ -49,8 +49,9 @@ class Arm(Protocol):
 
 
 class RetrieverArm:
-    """Any object with `retrieve(images, user_ids, k) -> Ranking`. `sid_prefix_of` maps an item id to the
-    first token of its SID (e.g. from a bundle's vrq/sids.parquet)."""
+    """Any object with `retrieve(images, user_ids, k) -> Ranking`. SID prefixes come from `sid_prefix_of`
+    (item id -> first SID token) when given, else from the retriever's `decode()` when it has one (the
+    generator), else are -1."""
 
     def __init__(self, retriever: object, name: str | None = None, sid_prefix_of: Mapping[int, int] | None = None,
                  embedder: Embedder | None = None, personalized: bool = True):
@@ -63,13 +64,22 @@ class RetrieverArm:
         self.personalized = personalized
 
     def serve(self, batch: QueryBatch, k: int) -> Slates:
+        users = batch.user_ids if self.personalized else None
+        decode = getattr(self.retriever, "decode", None)
         start = time.perf_counter()
-        ranking = self.retriever.retrieve(batch.images, batch.user_ids if self.personalized else None, k)
+        if callable(decode) and self.sid_prefix_of is None:  # the generator: its own SIDs, as the server reports them
+            result = decode(batch.images, users, k)
+            items, sids = np.asarray(result.item_ids, dtype=np.int64), np.asarray(result.sids, dtype=np.int64)
+        else:
+            items, sids = np.asarray(self.retriever.retrieve(batch.images, users, k).item_ids, dtype=np.int64), None
         elapsed = (time.perf_counter() - start) * 1000.0
-        items = np.asarray(ranking.item_ids, dtype=np.int64)
         if items.shape != (len(batch), k):
             raise ArmError(f"arm '{self.name}' returned item_ids of shape {items.shape}; expected {(len(batch), k)}")
-        return Slates(items, self._prefixes(items[:, 0]), np.full(len(batch), elapsed / max(len(batch), 1)))
+        if sids is not None and sids.ndim == 3 and sids.shape[:2] == items.shape:
+            prefix = np.where(items[:, 0] >= 0, sids[:, 0, 0], -1)
+        else:
+            prefix = self._prefixes(items[:, 0])
+        return Slates(items, prefix, np.full(len(batch), elapsed / max(len(batch), 1)))
 
     def _prefixes(self, top: np.ndarray) -> np.ndarray:
         if self.sid_prefix_of is None:
@@ -108,8 +118,10 @@ class InProcessArm(RetrieverArm):
             raise FileNotFoundError(f"not a model bundle: {meta_path} is missing")
         meta = json.loads(meta_path.read_text())
         label = name or f"{meta.get('kind', 'bundle')}@{meta.get('version', bundle_dir.name)}"
-        super().__init__(load_retriever(bundle_dir), label, _bundle_sid_prefixes(bundle_dir),
-                         _bundle_embedder(bundle_dir), personalized)
+        retriever = load_retriever(bundle_dir)
+        # The generator reports its SIDs through decode(); other kinds fall back to the bundle's SID table.
+        sids = None if callable(getattr(retriever, "decode", None)) else _bundle_sid_prefixes(bundle_dir)
+        super().__init__(retriever, label, sids, _bundle_embedder(bundle_dir), personalized)
         self.bundle_dir = bundle_dir
 
 
@@ -119,7 +131,8 @@ class HttpArm:
     embedder = None
 
     def __init__(self, url: str, protocol: Literal["v1", "v2"] = "v1", name: str | None = None,
-                 timeout_s: float = 30.0, personalized: bool = True, headers: Mapping[str, str] | None = None):
+                 timeout_s: float = 30.0, personalized: bool = True, headers: Mapping[str, str] | None = None,
+                 v2_nested: bool = False):
         if protocol not in ("v1", "v2"):
             raise ValueError(f"HttpArm protocol must be 'v1' or 'v2', got {protocol!r}")
         if not url.startswith(("http://", "https://")):
@@ -130,17 +143,24 @@ class HttpArm:
         self.timeout_s = timeout_s
         self.personalized = personalized
         self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.v2_nested = v2_nested  # v2 tensors of shape [1, B] (TorchServe's kservev2 envelope)
+        import urllib.parse
+        import urllib.request
+
+        # A loopback server is never reached through an HTTP proxy from the environment.
+        loopback = urllib.parse.urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+        self._opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
 
     def serve(self, batch: QueryBatch, k: int) -> Slates:
         import urllib.error
         import urllib.request
 
         users = batch.user_ids if self.personalized else None
-        body = json.dumps(encode_request(self.protocol, batch.png, users, k)).encode()
+        body = json.dumps(encode_request(self.protocol, batch.png, users, k, self.v2_nested)).encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         start = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode(errors="replace")

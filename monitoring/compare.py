@@ -55,10 +55,6 @@ def recommend(comparison: ArmComparison | None, alerts: Sequence[AlertRecord], r
     if comparison is None:
         return Recommendation(action="hold", reasons=["no traffic on one of the arms in the current window"])
     primary = comparison.metrics[decision.primary_metric]
-    if min(primary.control_n, primary.canary_n) < minimum:
-        return Recommendation(action="hold", reasons=[
-            f"not enough requests: control {primary.control_n}, canary {primary.canary_n} (need {minimum} per arm)"])
-
     losses: list[str] = []
     if primary.significant and primary.rel_lift is not None and primary.rel_lift < decision.rollback_max_lift:
         losses.append(f"{primary.metric} lift {_pct(primary.rel_lift)} (p={primary.p_value:.3g}) is significantly "
@@ -74,6 +70,9 @@ def recommend(comparison: ArmComparison | None, alerts: Sequence[AlertRecord], r
         return Recommendation(action="rollback", reasons=losses + drift_reasons)
     if blocking and decision.rollback_on_canary_drift:
         return Recommendation(action="rollback", reasons=drift_reasons)
+    if min(primary.control_n, primary.canary_n) < minimum:  # a significant loss rolls back; a win must wait
+        return Recommendation(action="hold", reasons=drift_reasons + [
+            f"not enough requests to promote: control {primary.control_n}, canary {primary.canary_n} (need {minimum} per arm)"])
     wins = primary.significant and primary.rel_lift is not None and primary.rel_lift > decision.promote_min_lift
     if wins and not blocking:
         return Recommendation(action="promote", reasons=[

@@ -113,7 +113,8 @@ def read_snapshot(snapshot_dict: dict, prepared: PreparedWindows, rules: DriftRu
     for test in snapshot_dict.get("tests", []):
         metric_id = test.get("metric_config", {}).get("metric_id")
         if metric_id is not None:
-            status_of[metric_id] = str(test.get("status", "ERROR"))
+            status = test.get("status", "ERROR")
+            status_of[metric_id] = str(getattr(status, "value", status))  # a TestStatus enum in Snapshot.dict()
     by_key = {(t.column, t.method): t for t in prepared.tests}
     family_of_columns = {
         tuple(sorted(t.column for t in prepared.tests if t.family == f)): f for f in ("outcome", "input", "prediction")
@@ -146,3 +147,10 @@ def read_snapshot(snapshot_dict: dict, prepared: PreparedWindows, rules: DriftRu
                 drifted=status == "FAIL", status=status, evidently_metric_id=metric_id,
             ))
     return metrics, families
+
+
+def run_drift_report(*args: Any, **kwargs: Any) -> Any:
+    """`monitoring.report.run_drift_report`, importable from here too (the KFP drift component does)."""
+    from monitoring.report import run_drift_report as run
+
+    return run(*args, **kwargs)

@@ -1,4 +1,6 @@
-"""Client side of the inference protocol (docs/contracts.md): request envelopes and response parsing.
+"""Client side of the inference protocol (docs/contracts.md). The envelopes come from the serving core's
+client helpers (`onevision.serving_core.v1_request` / `v2_request` / `v2_predictions`); this module only
+turns a response row into the slate the replay logs.
 
 v1: `{"instances": [{"image_b64", "user_id", "top_k"}]}` → `{"predictions": [{"items": [...]}]}`.
 v2 (Open Inference Protocol): input tensors `image_b64` (BYTES [B]), `user_id` (INT64 [B]), `top_k`
@@ -6,12 +8,13 @@ v2 (Open Inference Protocol): input tensors `image_b64` (BYTES [B]), `user_id` (
 """
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from onevision.serving_core import v1_request, v2_predictions, v2_request
 
 
 class ProtocolError(ValueError):
@@ -21,29 +24,18 @@ class ProtocolError(ValueError):
 @dataclass(frozen=True)
 class Prediction:
     item_ids: list[int]
-    sid_prefix: int  # first SID token of the top item, -1 when absent
+    sid_prefix: int  # first SID token of the top item, -1 when absent (e.g. the cascade)
     personalized: bool | None = None
 
 
-def encode_request(protocol: str, png: list[bytes], user_ids: np.ndarray | None, k: int) -> dict[str, Any]:
-    images = [base64.b64encode(b).decode("ascii") for b in png]
+def encode_request(protocol: str, png: list[bytes], user_ids: np.ndarray | None, k: int,
+                   v2_nested: bool = False) -> dict[str, Any]:
+    """`v2_nested` sends shape [1, B], which TorchServe's kservev2 envelope needs for B > 1."""
+    users = None if user_ids is None else [int(u) for u in user_ids]
     if protocol == "v1":
-        instances = []
-        for i, image in enumerate(images):
-            instance: dict[str, Any] = {"image_b64": image, "top_k": int(k)}
-            if user_ids is not None:
-                instance["user_id"] = int(user_ids[i])
-            instances.append(instance)
-        return {"instances": instances}
+        return v1_request(png, users, k)
     if protocol == "v2":
-        inputs: list[dict[str, Any]] = [
-            {"name": "image_b64", "datatype": "BYTES", "shape": [len(images)], "data": images},
-            {"name": "top_k", "datatype": "INT64", "shape": [1], "data": [int(k)]},
-        ]
-        if user_ids is not None:
-            inputs.append({"name": "user_id", "datatype": "INT64", "shape": [len(images)],
-                           "data": [int(u) for u in user_ids]})
-        return {"inputs": inputs}
+        return v2_request(png, users, k, nested=v2_nested)
     raise ValueError(f"unknown protocol {protocol!r}; expected 'v1' or 'v2'")
 
 
@@ -72,8 +64,9 @@ def decode_response(protocol: str, payload: Any) -> list[Prediction]:
             raise ProtocolError(f"v1 response has no 'predictions' list (keys: {sorted(payload)})")
         return [_prediction(row) for row in payload["predictions"]]
     if protocol == "v2":
-        outputs = {o.get("name"): o for o in payload.get("outputs", []) if isinstance(o, dict)}
-        if "predictions" not in outputs:
-            raise ProtocolError(f"v2 response has no output tensor 'predictions' (outputs: {sorted(map(str, outputs))})")
-        return [_prediction(row) for row in outputs["predictions"].get("data", [])]
+        try:
+            rows = v2_predictions(payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProtocolError(str(exc)) from exc
+        return [_prediction(row) for row in rows]
     raise ValueError(f"unknown protocol {protocol!r}; expected 'v1' or 'v2'")

@@ -9,8 +9,8 @@ one row per shown slot; `replay.json` holds the configuration.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +20,10 @@ import pandas as pd
 
 from monitoring.arms import Arm, ArmError, QueryBatch
 from monitoring.imagestats import EMBEDDING_COLUMNS, PcaBasis, image_stats
-from monitoring.oracle import answer_slates, behaviour_on_day
+from monitoring.oracle import SlateOutcome, answer_slates, behaviour_on_day
 from monitoring.split import DEFAULT_SALT, canary_mask
 from onevision.world.config import DriftConfig, WorldConfig
-from onevision.world.sessions import SECONDS_PER_DAY
+from onevision.world.sessions import SECONDS_PER_DAY, SessionLog, drift_on
 
 REQUESTS_FILE = "requests.parquet"
 IMPRESSIONS_FILE = "impressions.parquet"
@@ -77,9 +77,6 @@ class ReplayLog:
     requests: pd.DataFrame
     impressions: pd.DataFrame
     meta: dict = field(default_factory=dict)
-
-    def arm(self, arm: str) -> pd.DataFrame:
-        return self.requests[self.requests["arm"] == arm]
 
     def windows(self) -> list[int]:
         return sorted(int(w) for w in self.requests["window"].unique())
@@ -136,22 +133,86 @@ def _embedding_basis(arm: Arm, world_dir: Path) -> PcaBasis | None:
     return PcaBasis.fit(arm.embedder(images))
 
 
-def _serve(arm: Arm, batch: QueryBatch, k: int, batch_size: int, basis: PcaBasis | None) -> tuple[np.ndarray, ...]:
-    n = len(batch)
-    items = np.full((n, k), -1, dtype=np.int64)
-    prefix = np.full(n, -1, dtype=np.int64)
-    latency = np.zeros(n)
-    pcs = np.full((n, len(EMBEDDING_COLUMNS)), np.nan)
-    for start in range(0, n, batch_size):
-        sl = slice(start, min(start + batch_size, n))
+@dataclass
+class _Served:
+    slates: np.ndarray  # (Q, k)
+    sid_prefix: np.ndarray
+    latency_ms: np.ndarray
+    pcs: np.ndarray  # (Q, 2), NaN for arms without an embedder
+    model: np.ndarray  # arm name per request
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> _Served:
+        return cls(np.full((n, k), -1, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n),
+                   np.full((n, len(EMBEDDING_COLUMNS)), np.nan), np.full(n, "", dtype=object))
+
+
+def _serve(arm: Arm, batch: QueryBatch, k: int, batch_size: int, basis: PcaBasis | None) -> _Served:
+    served = _Served.empty(len(batch), k)
+    for start in range(0, len(batch), batch_size):
+        sl = slice(start, min(start + batch_size, len(batch)))
         part = QueryBatch(batch.images[sl], batch.png[sl], batch.user_ids[sl])
         slates = arm.serve(part, k)
         if np.shape(slates.item_ids) != (len(part), k):
             raise ArmError(f"arm '{arm.name}' returned slates of shape {np.shape(slates.item_ids)}; expected {(len(part), k)}")
-        items[sl], prefix[sl], latency[sl] = slates.item_ids, slates.sid_prefix, slates.latency_ms
+        served.slates[sl], served.sid_prefix[sl], served.latency_ms[sl] = slates.item_ids, slates.sid_prefix, slates.latency_ms
         if basis is not None and arm.embedder is not None:
-            pcs[sl] = basis.project(arm.embedder(part.images))
-    return items, prefix, latency, pcs
+            served.pcs[sl] = basis.project(arm.embedder(part.images))
+    served.model[:] = arm.name
+    return served
+
+
+def _serve_day(arms: dict[str, Arm], bases: dict[str, PcaBasis | None], log: SessionLog, images: np.ndarray,
+               is_canary: np.ndarray, k: int, batch_size: int) -> _Served:
+    served = _Served.empty(len(log), k)
+    for label, arm in arms.items():
+        idx = np.flatnonzero(is_canary if label == "canary" else ~is_canary)
+        if len(idx):
+            part = _serve(arm, QueryBatch(images[idx], [log.image[i] for i in idx], log.user_id[idx]), k, batch_size,
+                          bases[label])
+            for name in ("slates", "sid_prefix", "latency_ms", "pcs", "model"):
+                getattr(served, name)[idx] = getattr(part, name)
+    return served
+
+
+def _day_tables(log: SessionLog, images: np.ndarray, is_canary: np.ndarray, served: _Served, outcome: SlateOutcome,
+                categories: np.ndarray, window: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """requests and impressions rows of one day; `categories` is the category of every slate slot."""
+    slates = served.slates
+    arm_label = np.where(is_canary, "canary", "control")
+    requests = pd.DataFrame({
+        "request_id": log.query_id, "arm": arm_label, "model": served.model.astype(str), "window": window,
+        "day": log.day, "ts": log.ts, "user_id": log.user_id, "target_item_id": log.target_item_id,
+        "n_results": (slates >= 0).sum(axis=1).astype(np.int64), "latency_ms": served.latency_ms,
+        **{name: values.astype(np.float64) for name, values in image_stats(images).items()},
+        "emb_pc1": served.pcs[:, 0], "emb_pc2": served.pcs[:, 1],
+        "sid_prefix": served.sid_prefix, "diversity": _diversity(categories, slates).astype(np.int64),
+        "target_in_slate": (slates == log.target_item_id[:, None]).any(axis=1).astype(np.int64),
+        "expected_ctr": outcome.expected_ctr, "expected_cvr": outcome.expected_cvr,
+        "expected_orders": outcome.expected_orders,
+        "clicks": outcome.clicked.sum(axis=1).astype(np.int64), "orders": outcome.ordered.sum(axis=1).astype(np.int64),
+        "clicked": outcome.clicked.any(axis=1).astype(np.int64), "ordered": outcome.ordered.any(axis=1).astype(np.int64),
+    })
+    q, pos = np.nonzero(slates >= 0)
+    impressions = pd.DataFrame({
+        "request_id": log.query_id[q], "arm": arm_label[q], "position": pos.astype(np.int64),
+        "item_id": slates[q, pos], "clicked": outcome.clicked[q, pos], "ordered": outcome.ordered[q, pos],
+    })
+    return requests, impressions
+
+
+@functools.lru_cache(maxsize=16)
+def _simulated_day(cfg: WorldConfig, catalogue_cfg: WorldConfig, day: int, drift: DriftConfig) -> tuple[SessionLog, np.ndarray]:
+    """One simulated day and its decoded photos. A day depends only on (world, catalogue, day, the drift in
+    effect that day), so replays of several arms or drift scenarios over the same days simulate it once."""
+    from onevision.world.catalogue import make_catalogue, make_population
+    from onevision.world.render import decode_image
+    from onevision.world.sessions import simulate_days
+
+    log = simulate_days(cfg, make_catalogue(catalogue_cfg), make_population(cfg), [day], drift)
+    images = np.stack([decode_image(b) for b in log.image])
+    images.setflags(write=False)
+    return log, images
 
 
 def run_replay(
@@ -160,8 +221,6 @@ def run_replay(
 ) -> ReplayLog:
     from onevision.world import load_world
     from onevision.world.catalogue import make_catalogue, make_population
-    from onevision.world.render import decode_image
-    from onevision.world.sessions import simulate_days
 
     world_dir = Path(world_dir)
     world_cfg: WorldConfig | None = load_world(world_dir).config
@@ -172,62 +231,37 @@ def run_replay(
         cfg = dataclasses.replace(cfg, queries_per_day=config.queries_per_day)
     drift = config.drift
     # New items only exist through the catalogue: build it with the replay's drift when it adds items.
-    catalogue = make_catalogue(dataclasses.replace(cfg, drift=drift) if drift.new_item_share > 0 else cfg)
+    catalogue_cfg = dataclasses.replace(cfg, drift=drift) if drift.new_item_share > 0 else cfg
+    catalogue = make_catalogue(catalogue_cfg)
     population = make_population(cfg)
     k = config.k or cfg.slate_size
     arms = {"control": control, "canary": canary}
-    bases = {label: _embedding_basis(arm, world_dir) for label, arm in arms.items()}
+    basis_of: dict[int, PcaBasis | None] = {}  # one fit per distinct embedder
+    for arm in arms.values():
+        if id(arm.embedder) not in basis_of:
+            basis_of[id(arm.embedder)] = _embedding_basis(arm, world_dir)
+    bases = {label: basis_of[id(arm.embedder)] for label, arm in arms.items()}
     first_day = config.days[0]
     canary_start = first_day if config.canary_start_day is None else config.canary_start_day
     window_seconds = config.window_hours * 3600
 
+    facts = catalogue.facts
     request_parts, impression_parts = [], []
     for day in progress(list(config.days)):
-        log = simulate_days(cfg, catalogue, population, [day], drift)
-        images = np.stack([decode_image(b) for b in log.image])
-        users = log.user_id
-        is_canary = canary_mask(users, config.canary_percent, config.salt) & (day >= canary_start)
-        n = len(users)
-        slates = np.full((n, k), -1, dtype=np.int64)
-        prefix = np.full(n, -1, dtype=np.int64)
-        latency = np.zeros(n)
-        pcs = np.full((n, len(EMBEDDING_COLUMNS)), np.nan)
-        model = np.empty(n, dtype=object)
-        for label, arm in arms.items():
-            idx = np.flatnonzero(is_canary if label == "canary" else ~is_canary)
-            if len(idx) == 0:
-                continue
-            batch = QueryBatch(images[idx], [log.image[i] for i in idx], users[idx])
-            slates[idx], prefix[idx], latency[idx], pcs[idx] = _serve(arm, batch, k, config.batch_size, bases[label])
-            model[idx] = arm.name
-        shown = slates[slates >= 0]
-        unknown = np.setdiff1d(shown, catalogue.facts.item_ids)
+        log, images = _simulated_day(cfg, catalogue_cfg, day, drift if drift_on(drift, day) else DriftConfig())
+        is_canary = canary_mask(log.user_id, config.canary_percent, config.salt) & (day >= canary_start)
+        served = _serve_day(arms, bases, log, images, is_canary, k, config.batch_size)
+        unknown = np.setdiff1d(served.slates[served.slates >= 0], facts.item_ids)
         if len(unknown):
             raise ArmError(f"arms returned item ids that are not in the world's catalogue: {unknown[:5].tolist()}")
-        behaviour = behaviour_on_day(catalogue, population, drift, day)
-        outcome = answer_slates(behaviour, users, log.target_item_id, slates, np.random.default_rng([config.seed, 11, day]))
-        rows = catalogue.facts.rows(np.where(slates >= 0, slates, catalogue.facts.item_ids[0]).ravel()).reshape(slates.shape)
-        stats = image_stats(images)
-        arm_label = np.where(is_canary, "canary", "control")
-        request_parts.append(pd.DataFrame({
-            "request_id": log.query_id, "arm": arm_label, "model": model.astype(str),
-            "window": ((log.ts - first_day * SECONDS_PER_DAY) // window_seconds).astype(np.int64),
-            "day": log.day, "ts": log.ts, "user_id": users, "target_item_id": log.target_item_id,
-            "n_results": (slates >= 0).sum(axis=1).astype(np.int64), "latency_ms": latency,
-            **{name: values.astype(np.float64) for name, values in stats.items()},
-            "emb_pc1": pcs[:, 0], "emb_pc2": pcs[:, 1],
-            "sid_prefix": prefix, "diversity": _diversity(catalogue.facts.category[rows], slates).astype(np.int64),
-            "target_in_slate": (slates == log.target_item_id[:, None]).any(axis=1).astype(np.int64),
-            "expected_ctr": outcome.expected_ctr, "expected_cvr": outcome.expected_cvr,
-            "expected_orders": outcome.expected_orders,
-            "clicks": outcome.clicked.sum(axis=1).astype(np.int64), "orders": outcome.ordered.sum(axis=1).astype(np.int64),
-            "clicked": outcome.clicked.any(axis=1).astype(np.int64), "ordered": outcome.ordered.any(axis=1).astype(np.int64),
-        }))
-        q, pos = np.nonzero(slates >= 0)
-        impression_parts.append(pd.DataFrame({
-            "request_id": log.query_id[q], "arm": arm_label[q], "position": pos.astype(np.int64),
-            "item_id": slates[q, pos], "clicked": outcome.clicked[q, pos], "ordered": outcome.ordered[q, pos],
-        }))
+        outcome = answer_slates(behaviour_on_day(catalogue, population, drift, day), log.user_id, log.target_item_id,
+                                served.slates, np.random.default_rng([config.seed, 11, day]))
+        shown = np.where(served.slates >= 0, served.slates, facts.item_ids[0])
+        categories = facts.category[facts.rows(shown.ravel()).reshape(shown.shape)]
+        window = ((log.ts - first_day * SECONDS_PER_DAY) // window_seconds).astype(np.int64)
+        requests, impressions = _day_tables(log, images, is_canary, served, outcome, categories, window)
+        request_parts.append(requests)
+        impression_parts.append(impressions)
     meta = {
         "world_dir": str(world_dir), "config": config.to_dict(), "slate_size": k,
         "first_day": first_day, "canary_start_day": canary_start,
@@ -246,11 +280,3 @@ def replay_ab(
                           drift=drift or DriftConfig(), window_hours=window_hours, seed=seed, **options)
     return run_replay(world_dir, control, canary, config)
 
-
-def default_days(world_cfg: WorldConfig, n_days: int) -> tuple[int, ...]:
-    """The `n_days` days right after the world's last simulated day."""
-    return tuple(range(world_cfg.days, world_cfg.days + n_days))
-
-
-def meta_json(log: ReplayLog) -> str:
-    return json.dumps(log.meta, indent=2, sort_keys=True)

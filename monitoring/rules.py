@@ -73,7 +73,7 @@ class DriftRules(_Strict):
     # A family drifts when Evidently's DriftedColumnsCount share of its columns reaches this share.
     drift_share: dict[Family, float] = Field(default_factory=lambda: {"outcome": 0.5, "input": 0.5, "prediction": 0.5})
     sid_min_count: int = 5  # SID prefixes seen fewer times in the reference window are pooled as "other"
-    min_requests: int = 30  # an arm needs this many requests in both windows to be tested
+    min_requests: int = 200  # an arm needs this many requests in both windows to be tested
 
     @field_validator("tests")
     @classmethod
@@ -105,7 +105,7 @@ class DriftRules(_Strict):
 class ComparisonRules(_Strict):
     confidence: float = 0.95  # of the lift intervals
     alpha: float = 0.05  # significance of the two-proportion z-test
-    min_requests: int = 200  # per arm, below which the decision is "hold"
+    min_requests: int = 200  # per arm, below which a canary is not promoted (a significant loss still rolls back)
 
     @model_validator(mode="after")
     def _check(self) -> ComparisonRules:

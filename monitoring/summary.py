@@ -134,8 +134,29 @@ class DriftSummary(_Model):
     alerts: list[AlertRecord]
     artifacts: Artifacts
 
+    @property
+    def drift_detected(self) -> bool:
+        """Any drift family of any tested arm drifted (Evidently's drift-share test failed)."""
+        return any(f.drifted for arm in self.arms.values() for f in arm.families)
+
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+    def to_dict(self) -> dict:
+        """A compact, flat-ish view for pipeline metrics (the full document is `to_json()`)."""
+        out: dict = {
+            "run_id": self.run_id, "recommendation": self.recommendation.action, "drift_detected": self.drift_detected,
+            "alerts": len(self.alerts), "critical_alerts": sum(a.severity == "critical" for a in self.alerts),
+            "index_html": self.artifacts.index_html, "summary_json": self.artifacts.summary_json,
+        }
+        for arm in self.arms.values():
+            for f in arm.families:
+                out[f"{arm.arm}_{f.family}_drift_share"] = f.drifted_share
+        if self.comparison is not None:
+            for name, m in self.comparison.metrics.items():
+                out[f"{name}_lift"] = m.rel_lift
+                out[f"{name}_p_value"] = m.p_value
+        return out
 
     @classmethod
     def from_json(cls, text: str) -> DriftSummary:

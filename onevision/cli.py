@@ -9,6 +9,7 @@ import typer
 
 from onevision.commands import evaluate_app, train_app
 from serving.canary.cli import canary_app
+from monitoring.cli import ab_app, drift_app
 from serving.cli import serve_app
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(serve_app, name="serve")
 app.add_typer(canary_app, name="canary")
+app.add_typer(ab_app, name="ab")
+app.add_typer(drift_app, name="drift")
 
 
 def fail(message: str, code: int = 1) -> None:

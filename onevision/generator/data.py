@@ -27,8 +27,8 @@ class ImageBank:
 
 @torch.inference_mode()
 def encode_bank(encoder: ImageEncoder, pixels: torch.Tensor, batch_size: int = 256) -> ImageBank:
-    """Patch tokens, embedding and token importance (the encoder's pooling attention) of images."""
-    encoder.eval()
+    """Patch tokens, embedding and token importance (the encoder's pooling attention) of images.
+    The encoder must be in eval mode (loaded models are); switching modes here would cost every request."""
     toks, embs, imps = [], [], []
     for start in range(0, len(pixels), batch_size):
         t = encoder.tokens(pixels[start : start + batch_size])

@@ -53,8 +53,7 @@ def beam_search(
     top_k: int,
     pruning: PruningConfig = PruningConfig(),
 ) -> DecodeResult:
-    model.eval()
-    b = len(batch)
+    b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
     memory = model.encode(batch, pruning.keep_tokens)
     encoder_tokens = memory.shape[0] * memory.shape[1]
     depth = trie.depth

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from s3_server import moto_s3, s3_env  # noqa: F401 (moto_s3 is a fixture)
 
 from monitoring.arms import ArmError, HttpArm, InProcessArm, QueryBatch, RetrieverArm
 from monitoring.replay import replay_ab
+from monitoring.rules import DEFAULT_RULES_PATH
 from onevision.evaluation import Ranking
 from onevision.serving_core import BadRequest, ModelInfo, SearchService
 from onevision.world import load_world
@@ -165,3 +167,39 @@ def test_a_bundle_arm_logs_embedding_components(tiny_bundles) -> None:
     log = replay_ab(tiny_bundles.world, arm, arm, canary_percent=0, days=(6,), queries_per_day=16)
     assert log.requests[["emb_pc1", "emb_pc2"]].notna().all().all()
     assert (log.requests["sid_prefix"] >= 0).all()
+
+
+# --------------------------------------------------------------------- the CronJob path on a real S3 endpoint
+def test_drift_report_and_review_work_on_s3(tiny_world_dir: Path, moto_s3, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    """`onevision drift report --reference s3://… --current s3://… --out s3://…`, then `drift review`."""
+    from typer.testing import CliRunner
+
+    from monitoring.cli import drift_app
+
+    moto_s3.reset()
+    for bucket in ("onevision-logs", "onevision-reports"):
+        moto_s3.create_bucket(bucket)
+    s3_env(monkeypatch, moto_s3.endpoint_url)
+    monkeypatch.setenv("ONEVISION_CACHE_DIR", str(tmp_path / "cache"))
+    arm = RetrieverArm(ColourRetriever(tiny_world_dir))
+    log = replay_ab(tiny_world_dir, arm, arm, canary_percent=50, days=(6, 7), queries_per_day=40, seed=2)
+    log.save("s3://onevision-logs/requests")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(DEFAULT_RULES_PATH.read_text().replace("min_requests: 200  #", "min_requests: 10  #"))
+
+    runner = CliRunner()
+    uri = "s3://onevision-logs/requests"
+    result = runner.invoke(drift_app, ["report", "--reference", uri, "--current", uri, "--out",
+                                       "s3://onevision-reports/drift", "--rules", str(rules), "--run-id", "s3run"])
+    assert result.exit_code == 0, result.output
+    keys = {o["Key"] for o in moto_s3.client().list_objects_v2(Bucket="onevision-reports")["Contents"]}
+    assert {"drift/s3run/index.html", "drift/s3run/summary.json", "drift/s3run/evidently_control.html",
+            "drift/latest.json"} <= keys
+
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: opened.append(url) or True)
+    review = runner.invoke(drift_app, ["review", "--open"], env={"REPORT_URI": "s3://onevision-reports/drift"})
+    assert review.exit_code == 0, review.output
+    assert "latest report (s3run): s3://onevision-reports/drift/s3run/index.html" in review.output
+    assert opened and Path(opened[0].removeprefix("file://")).is_file()

@@ -1,0 +1,31 @@
+"""Monitoring: A/B replay on the synthetic world, Evidently drift reports per arm, arm comparison,
+alerts and the promote / hold / rollback recommendation (docs/monitoring.md).
+
+Names are imported lazily so that `onevision --help` (which imports monitoring.cli) stays fast."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Arm": "monitoring.arms", "ArmError": "monitoring.arms", "HttpArm": "monitoring.arms",
+    "InProcessArm": "monitoring.arms", "QueryBatch": "monitoring.arms", "RetrieverArm": "monitoring.arms",
+    "Slates": "monitoring.arms", "arm_from_spec": "monitoring.arms",
+    "ReplayConfig": "monitoring.replay", "ReplayLog": "monitoring.replay", "replay_ab": "monitoring.replay",
+    "run_replay": "monitoring.replay",
+    "MonitoringRules": "monitoring.rules", "load_rules": "monitoring.rules",
+    "DriftSummary": "monitoring.summary",
+    "run_drift_report": "monitoring.report",
+    "compare_arms": "monitoring.compare", "recommend": "monitoring.compare",
+    "compare_proportions": "monitoring.stats",
+    "AlertStore": "monitoring.alerts", "evaluate_alerts": "monitoring.alerts",
+    "rate_chart_svg": "monitoring.charts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'monitoring' has no attribute {name!r}")
