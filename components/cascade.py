@@ -1,5 +1,4 @@
 """Component: train the retrieval cascade baseline (ANN recall -> pre-rank -> rank)."""
-from typing import Optional
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -13,7 +12,7 @@ def train_cascade(
     cascade: Output[Model],
     metrics: Output[Metrics],
     preset: str = "default",
-    config: Optional[dict] = None,
+    config: dict = {},
 ):
     """Trains the cascade baseline the generator must match.
 
@@ -21,13 +20,13 @@ def train_cascade(
         world: The validated world tables.
         encoder: The trained encoder with catalogue features.
         cascade: The cascade directory (one sub-directory per stage).
-        metrics: Training scalars of the step result.
+        metrics: Training time (seconds).
         preset: "default" or "tiny".
-        config: CascadeStepConfig fields over the preset.
+        config: CascadeConfig fields over the preset.
     """
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import train_cascade_step
 
-    result = train_cascade_step(input_dir(world, "world"), input_dir(encoder, "encoder"), output_dir(cascade),
-                                step_config("cascade", preset, config))
-    cascade.metadata.update(log_scalars(metrics, result.to_dict()))
+    settings = step_config("cascade", preset, {"progress": False, **config})  # no tqdm bars in task logs
+    result = train_cascade_step(input_dir(world, "world"), input_dir(encoder, "encoder"), output_dir(cascade), settings)
+    cascade.metadata.update(log_scalars(metrics, {"seconds": result.seconds}))

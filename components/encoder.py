@@ -1,5 +1,4 @@
 """Component: train the image encoder and compute the catalogue features."""
-from typing import Optional
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -12,14 +11,14 @@ def train_encoder(
     encoder: Output[Model],
     metrics: Output[Metrics],
     preset: str = "default",
-    config: Optional[dict] = None,
+    config: dict = {},
 ):
     """Trains the multi-view image encoder; writes encoder.pt, encoder.json and the catalogue features.
 
     Args:
         world: The validated world tables.
         encoder: The encoder directory.
-        metrics: Training scalars of the step result.
+        metrics: final_loss and seconds.
         preset: "default" or "tiny".
         config: EncoderStepConfig fields over the preset.
     """
@@ -27,5 +26,6 @@ def train_encoder(
     from onevision.steps import train_encoder_step
 
     result = train_encoder_step(input_dir(world, "world"), output_dir(encoder),
-                                step_config("encoder", preset, config))
-    encoder.metadata.update(log_scalars(metrics, result.to_dict()))
+                                step_config("encoder", preset, config), show_progress=False)
+    final = {"final_loss": result.losses[-1]} if result.losses else {}
+    encoder.metadata.update(log_scalars(metrics, {**final, "epochs": len(result.losses), "seconds": result.seconds}))

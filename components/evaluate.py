@@ -1,5 +1,4 @@
 """Component: offline evaluation of one model bundle on the world's test queries."""
-from typing import Optional
 
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
@@ -13,7 +12,7 @@ def evaluate_model(
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     preset: str = "default",
-    config: Optional[dict] = None,
+    config: dict = {},
 ):
     """Evaluates a bundle: recall/NDCG/MRR/hit rate @K, conversion proxies and latency (metrics.json).
 
@@ -29,6 +28,6 @@ def evaluate_model(
     from onevision.steps import evaluate_step
 
     values = evaluate_step(input_dir(bundle, "bundle"), input_dir(world, "world"), output_dir(evaluation),
-                           step_config("eval", preset, config))
+                           step_config("eval", preset, config), show_progress=False)
     evaluation.metadata["model"] = values.get("model", bundle.metadata.get("kind", ""))
     log_scalars(metrics, values)

@@ -1,5 +1,4 @@
 """Component: one stage of the staged SID generator training (1, 2 or 3)."""
-from typing import Optional
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -16,7 +15,7 @@ def train_generator(
     stage: int,
     init: Input[Model] = None,
     preset: str = "default",
-    config: Optional[dict] = None,
+    config: dict = {},
 ):
     """Trains generator stage `stage`, starting from the previous stage's checkpoint.
 
@@ -25,7 +24,7 @@ def train_generator(
         encoder: The trained encoder with catalogue features.
         vrq: The VRQ codebooks, SIDs and trie.
         generator: This stage's checkpoint.pt and config.json.
-        metrics: Training scalars of the step result.
+        metrics: stage, final_loss and seconds.
         stage: 1, 2 or 3.
         init: The previous stage's generator (required for stages 2 and 3).
         preset: "default" or "tiny".
@@ -34,13 +33,11 @@ def train_generator(
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import train_generator_step
 
-    if stage not in (1, 2, 3):
-        raise ValueError(f"stage must be 1, 2 or 3, got {stage}")
-    if stage > 1 and init is None:
-        raise ValueError(f"generator stage {stage} needs the stage {stage - 1} generator as 'init'")
     init_dir = input_dir(init, f"generator stage {stage - 1}") if init is not None else None
     result = train_generator_step(
         input_dir(world, "world"), input_dir(encoder, "encoder"), input_dir(vrq, "vrq"), output_dir(generator),
-        stage=stage, init_dir=init_dir, config=step_config("generator", preset, config),
+        stage=stage, init_dir=init_dir, config=step_config("generator", preset, config), show_progress=False,
     )
-    generator.metadata.update({"stage": stage, **log_scalars(metrics, result.to_dict())})
+    final = {"final_loss": result.losses[-1]} if result.losses else {}
+    scalars = log_scalars(metrics, {"stage": stage, **final, "seconds": result.seconds})
+    generator.metadata.update(scalars)

@@ -1,5 +1,4 @@
 """Component: the world a run trains on — downloaded from `data_uri`, or generated when it is empty."""
-from typing import Optional
 
 from kfp.dsl import Dataset, Output
 
@@ -12,7 +11,7 @@ def ingest_world(
     data_uri: str = "",
     seed: int = 0,
     preset: str = "default",
-    config: Optional[dict] = None,
+    config: dict = {},
     s3_endpoint: str = "",
 ):
     """Materialises the world tables as a Dataset: a copy of `data_uri`, or a generated synthetic world.
@@ -37,5 +36,5 @@ def ingest_world(
         return
     from onevision.steps import generate_world_step
 
-    result = generate_world_step(out, step_config("world", preset, {**(config or {}), "seed": seed}))
+    result = generate_world_step(out, step_config("world", preset, {**config, "seed": seed}))
     world.metadata.update({"source": "generated", **result.to_dict()})

@@ -4,7 +4,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from onevision.evaluation.parity import ParityReport
+
+if TYPE_CHECKING:
+    from monitoring.summary import DriftSummary
 
 
 def validation_scalars(result: Mapping[str, Any]) -> dict[str, float]:
@@ -42,3 +47,17 @@ def gate_failure_markdown(verdict: ParityReport) -> str:
                 + "\n".join(f"- {r}" for r in verdict.reasons))
     table = verdict.to_markdown().split("\n", 2)[2]  # drop the report's own title
     return f"{head}\n\n{table}"
+
+
+def drift_scalars(summary: DriftSummary) -> dict[str, float]:
+    """drift_detected, alerts, <arm>.<family>.drifted_share and <metric>.rel_lift / p_value of a drift report."""
+    out: dict[str, float] = {"drift_detected": float(summary.drift_detected), "alerts": float(len(summary.alerts))}
+    for arm, result in summary.arms.items():
+        out[f"{arm}.n_current"] = float(result.n_current)
+        for family in result.families:
+            out[f"{arm}.{family.family}.drifted_share"] = float(family.drifted_share)
+    for name, lift in (summary.comparison.metrics if summary.comparison else {}).items():
+        if lift.rel_lift is not None:
+            out[f"{name}.rel_lift"] = float(lift.rel_lift)
+        out[f"{name}.p_value"] = float(lift.p_value)
+    return out

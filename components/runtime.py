@@ -6,6 +6,7 @@ typed step configs from pipeline parameters, checking input artifacts, logging s
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -19,7 +20,7 @@ STEP_CONFIGS: dict[str, tuple[str, str]] = {
     "world": ("onevision.world", "WorldConfig"),
     "encoder": ("onevision.steps", "EncoderStepConfig"),
     "vrq": ("onevision.steps", "VRQStepConfig"),
-    "cascade": ("onevision.steps", "CascadeStepConfig"),
+    "cascade": ("onevision.cascade", "CascadeConfig"),
     "generator": ("onevision.steps", "GeneratorStepConfig"),
     "eval": ("onevision.steps", "EvalStepConfig"),
 }
@@ -30,6 +31,9 @@ class MissingArtifactError(FileNotFoundError):
 
 
 class MetricsArtifact(Protocol):
+    path: str
+    metadata: dict
+
     def log_metric(self, metric: str, value: float) -> None: ...
 
 
@@ -104,22 +108,31 @@ def output_dir(artifact: ArtifactLike) -> Path:
 
 
 def flat_scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Finite numbers (bools as 0/1) of a nested mapping, keys joined with '.'."""
+    """Finite numbers (bools as 0/1) of a nested mapping, keys joined with '.'; list items as name.1, name.2, ..."""
     out: dict[str, float] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flat_scalars(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out.update(flat_scalars({str(i + 1): v for i, v in enumerate(value)}, f"{name}."))
         elif isinstance(value, (bool, int, float)) and math.isfinite(float(value)):
             out[name] = float(value)
     return out
 
 
 def log_scalars(metrics: MetricsArtifact, values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Log every finite scalar of `values` with `metrics.log_metric` (the KFP UI shows them)."""
+    """Log every finite scalar of `values` with `metrics.log_metric` (the KFP UI shows them).
+
+    The metrics are also written as JSON at the artifact's path: an artifact with no file is treated as
+    missing (kfp.local's cache ignores entries whose artifacts do not exist).
+    """
     scalars = flat_scalars(values, prefix)
     for name, value in scalars.items():
         metrics.log_metric(name, value)
+    path = Path(metrics.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(metrics.metadata), indent=2, sort_keys=True) + "\n")
     return scalars
 
 

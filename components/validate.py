@@ -20,22 +20,17 @@ def validate_data(
         metrics: rows, expectations and failures per table.
     """
     import json
-    import sys
     from pathlib import Path
 
     from components.reports import validation_markdown, validation_scalars
     from components.runtime import input_dir, log_scalars, output_dir, write_text
     from onevision.steps import validate_step
-    from onevision.validation import DataValidationError
     from onevision.validation.report import RESULT_FILE
 
     out = output_dir(report)
     try:
-        validate_step(input_dir(world, "world"), out)
-    except DataValidationError as exc:
-        print(f"DATA VALIDATION FAILED\n{exc}", file=sys.stderr)
-        raise
-    finally:
+        validate_step(input_dir(world, "world"), out)  # raises DataValidationError naming each failure
+    finally:  # the report is written whether or not the data passed
         result_file = Path(out) / RESULT_FILE
         if result_file.exists():
             result = json.loads(result_file.read_text())

@@ -45,17 +45,17 @@ class VRQStepConfig:
 
 @dataclass(frozen=True)
 class GeneratorStepConfig:
-    d_model: int = 128
+    d_model: int = 96
     heads: int = 4
-    encoder_layers: int = 2
+    encoder_layers: int = 1
     decoder_layers: int = 2
-    stage1_epochs: int = 12
+    stage1_epochs: int = 20
     stage2_epochs: int = 6
     stage3_epochs: int = 2
     batch_size: int = 256
     lr: float = 1e-3
     stage3_lr: float = 2e-4
-    augmented_copies: int = 1
+    augmented_copies: int = 2  # photo-like augmented copies of every shop view in stage 1
     history_len: int = 8
     seed: int = 0
 

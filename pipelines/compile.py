@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.graph import PipelineGraph
 
 COMPILED_DIR = Path(__file__).with_name("compiled")
 
@@ -33,3 +37,13 @@ def compile_pipeline(name: str, out_dir: Path = COMPILED_DIR) -> Path:
 
 def compile_all(out_dir: Path = COMPILED_DIR) -> list[Path]:
     return [compile_pipeline(name, out_dir) for name in pipelines()]
+
+
+def pipeline_graph(name: str) -> PipelineGraph:
+    """The task graph of pipeline `name` (task keys, display names, condition nesting)."""
+    from pipelines.graph import PipelineGraph
+
+    available = pipelines()
+    if name not in available:
+        raise ValueError(f"unknown pipeline {name!r}; expected one of {sorted(available)}")
+    return PipelineGraph.from_spec(available[name].pipeline_spec)

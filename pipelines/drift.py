@@ -1,7 +1,7 @@
 """The `onevision-drift` pipeline: one Evidently drift report, meant to run as a recurring run."""
 from kfp import dsl
 
-from components import drift_report
+from components.drift import drift_report
 from pipelines.resources import with_resources
 from pipelines.s3 import DEFAULT_SECRET, with_s3_secret
 

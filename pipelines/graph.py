@@ -21,11 +21,12 @@ class PipelineGraph:
 
     @classmethod
     def from_spec(cls, spec: Any) -> PipelineGraph:
-        """From a `PipelineSpec` proto (``pipeline_func.pipeline_spec``)."""
+        """From a `PipelineSpec` proto (``pipeline_func.pipeline_spec``); nodes in execution order."""
         nodes: dict[str, TaskNode] = {}
 
         def walk(dag: Any, parent: str | None) -> None:
-            for name, task in dag.tasks.items():
+            for name in _by_level(dag.tasks):
+                task = dag.tasks[name]
                 component = spec.components[task.component_ref.name]
                 is_dag = component.WhichOneof("implementation") == "dag"
                 nodes[name] = TaskNode(name, task.task_info.name or name, task.component_ref.name, parent, is_dag,
@@ -37,7 +38,7 @@ class PipelineGraph:
         return cls(nodes)
 
     def leaves(self) -> list[TaskNode]:
-        """Tasks that run a container, in the spec's order."""
+        """Tasks that run a container, in a topological order."""
         return [n for n in self.nodes.values() if not n.is_dag]
 
     def leaves_under(self, dag_task: str) -> list[str]:
@@ -53,3 +54,16 @@ class PipelineGraph:
     def display_name(self, task: str) -> str:
         node = self.nodes.get(task)
         return node.display_name if node else task
+
+
+def _by_level(tasks: Any) -> list[str]:
+    """Task names of one DAG sorted by (longest path from a root, name): a topological order."""
+    levels: dict[str, int] = {}
+
+    def level(name: str) -> int:
+        if name not in levels:
+            deps = [d for d in tasks[name].dependent_tasks if d in tasks]
+            levels[name] = 1 + max((level(d) for d in deps), default=-1)
+        return levels[name]
+
+    return sorted(tasks, key=lambda n: (level(n), n))

@@ -11,15 +11,20 @@ Layout of a run directory::
     <run_dir>/<pipeline>-<timestamp>/<task>/<output>   every artifact (kfp.local's pipeline_root layout)
     <run_dir>/<pipeline>-<timestamp>/<task>/executor_output.json   output parameters and metrics
     <run_dir>/logs/pipeline.log, logs/<task>.log        kfp.local's log and each task's output
-    <run_dir>/model-store/                               the local deploy's storage_uri (train pipeline)
+    <run_dir>/model-store/<version>/                     the local deploy's storage_uri (train pipeline)
     <run_dir>/summary.json
+    <run_dir>/.kfp-cache/                                kfp.local's task cache (with caching on)
+
+With caching on, a task whose component code and inputs are unchanged is not run again: its outputs are
+those of the earlier run (under the same cache directory) that produced them. Tasks with caching
+disabled in the pipeline (data validation, deploy) always run.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import sys
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -28,11 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.graph import PipelineGraph
-from pipelines.progress import ProgressListener, ProgressStream
+from pipelines.progress import ProgressListener, ProgressStream, log_to
 
 EXECUTOR_OUTPUT = "executor_output.json"
+CACHE_DIR = ".kfp-cache"
+_ARTIFACT_MARKER = "__kfp_artifact__"  # how kfp.local's cache entries mark an artifact output
+# kfp.local warnings that are expected for every task of our pipelines.
+_EXPECTED_WARNINGS = (
+    (".*non-Python base image.*", RuntimeWarning),  # our image is not named "python..."
+    (".*have no effect in the current local runner.*", UserWarning),  # display names, resources
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_TRAIN_DEFAULTS = {"deploy_target": "local"}  # storage_uri defaults to <run_dir>/model-store
+LOCAL_TRAIN_DEFAULTS = {"deploy_target": "local"}  # storage_uri defaults to file://<run_dir>/model-store
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -43,7 +55,7 @@ class MissingArtifactError(FileNotFoundError):
 class TaskResult:
     name: str  # task key, e.g. "train-generator-2"
     display_name: str  # e.g. "generator stage 2"
-    status: str  # "succeeded" | "failed" | "skipped" | "not run"
+    status: str  # "succeeded" | "cached" | "failed" | "skipped" | "not run"
     seconds: float | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)  # output name -> local path
     metadata: dict[str, dict] = field(default_factory=dict)  # output name -> artifact metadata (metrics)
@@ -107,6 +119,7 @@ class _NullListener:
     def task_started(self, task: str) -> None: ...
     def task_finished(self, task: str, succeeded: bool, seconds: float, error: str | None) -> None: ...
     def task_skipped(self, task: str, reason: str) -> None: ...
+    def task_cached(self, task: str) -> None: ...
 
 
 @contextlib.contextmanager
@@ -127,31 +140,54 @@ def _pipeline_dirs(run_dir: Path, pipeline: str) -> set[Path]:
     return {p for p in run_dir.glob(f"{pipeline}-*") if p.is_dir()}
 
 
-def _task_result(node_name: str, display: str, task_dir: Path | None, stream: ProgressStream,
-                 skipped: Mapping[str, str]) -> TaskResult:
-    timing = stream.timings.get(node_name)
-    seconds = timing.seconds if timing else None
-    if task_dir is None or not task_dir.is_dir():
-        status = "skipped" if node_name in skipped else "not run"
-        return TaskResult(node_name, display, status, seconds, skip_reason=skipped.get(node_name))
-    artifacts = {p.name: p for p in sorted(task_dir.iterdir()) if p.name != EXECUTOR_OUTPUT}
-    output_file = task_dir / EXECUTOR_OUTPUT
-    failed = (timing is not None and timing.succeeded is False) or not output_file.exists()
+def _outputs_of(written: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, dict], dict[str, Any]]:
+    """Artifacts, their metadata and parameters from an executor_output.json."""
+    artifacts: dict[str, Path] = {}
+    metadata: dict[str, dict] = {}
+    for name, group in written.get("artifacts", {}).items():
+        for artifact in group.get("artifacts", []):
+            metadata[name] = dict(artifact.get("metadata", {}))
+            if artifact.get("uri"):
+                artifacts[name] = Path(artifact["uri"])
+    return artifacts, metadata, dict(written.get("parameterValues", {}))
+
+
+def _cached_outputs(cache_dir: Path, key_prefix: str) -> tuple[dict[str, Path], dict[str, dict], dict[str, Any]]:
+    """Artifacts, metadata and parameters of a kfp.local cache entry (``<cache>/<key>.json``)."""
+    entries = sorted(cache_dir.glob(f"{key_prefix}*.json"))
+    if not entries:
+        return {}, {}, {}
+    artifacts: dict[str, Path] = {}
     metadata: dict[str, dict] = {}
     parameters: dict[str, Any] = {}
-    if output_file.exists():
-        written = json.loads(output_file.read_text())
-        parameters = dict(written.get("parameterValues", {}))
-        for name, group in written.get("artifacts", {}).items():
-            for artifact in group.get("artifacts", []):
-                metadata[name] = dict(artifact.get("metadata", {}))
-                if artifact.get("uri"):
-                    artifacts[name] = Path(artifact["uri"])
-    return TaskResult(node_name, display, "failed" if failed else "succeeded", seconds, artifacts, metadata,
-                      parameters, timing.error if timing and failed else None)
+    for name, value in json.loads(entries[0].read_text()).items():
+        if isinstance(value, dict) and value.get(_ARTIFACT_MARKER):
+            artifacts[name] = Path(value["uri"])
+            metadata[name] = dict(value.get("metadata") or {})
+        else:
+            parameters[name] = value
+    return artifacts, metadata, parameters
 
 
-def _collect(pipeline: str, graph: PipelineGraph, run_dir: Path, pipeline_dir: Path | None,
+def _task_result(name: str, display: str, task_dir: Path | None, stream: ProgressStream,
+                 skipped: Mapping[str, str], cache_dir: Path) -> TaskResult:
+    timing = stream.timings.get(name)
+    seconds = timing.seconds if timing else None
+    if name in stream.cached:
+        return TaskResult(name, display, "cached", None, *_cached_outputs(cache_dir, stream.cached[name]))
+    if task_dir is None or not task_dir.is_dir():
+        status = "skipped" if name in skipped else "not run"
+        return TaskResult(name, display, status, seconds, skip_reason=skipped.get(name))
+    output_file = task_dir / EXECUTOR_OUTPUT
+    if output_file.exists() and not (timing is not None and timing.succeeded is False):
+        artifacts, metadata, parameters = _outputs_of(json.loads(output_file.read_text()))
+        return TaskResult(name, display, "succeeded", seconds, artifacts, metadata, parameters)
+    # A failed task leaves what it wrote before failing (e.g. the validation report) at its output paths.
+    artifacts = {p.name: p for p in sorted(task_dir.iterdir()) if p.name != EXECUTOR_OUTPUT}
+    return TaskResult(name, display, "failed", seconds, artifacts, error=timing.error if timing else None)
+
+
+def _collect(pipeline: str, graph: PipelineGraph, run_dir: Path, pipeline_dir: Path | None, cache_dir: Path,
              stream: ProgressStream, arguments: dict[str, Any], error: str | None, seconds: float) -> LocalRunResult:
     skipped = dict(stream.skipped)
     for dag_task, reason in stream.skipped.items():
@@ -159,7 +195,7 @@ def _collect(pipeline: str, graph: PipelineGraph, run_dir: Path, pipeline_dir: P
             skipped.setdefault(leaf, reason)
     tasks = {
         node.name: _task_result(node.name, node.display_name, pipeline_dir / node.name if pipeline_dir else None,
-                                stream, skipped)
+                                stream, skipped, cache_dir)
         for node in graph.leaves()
     }
     return LocalRunResult(pipeline, run_dir, pipeline_dir, arguments, tasks, error, seconds)
@@ -171,7 +207,7 @@ def local_arguments(pipeline: str, run_dir: Path, arguments: Mapping[str, Any] |
     if pipeline == "onevision-train":
         for key, value in LOCAL_TRAIN_DEFAULTS.items():
             args.setdefault(key, value)
-        args.setdefault("storage_uri", str(run_dir / "model-store"))
+        args.setdefault("storage_uri", (run_dir / "model-store").as_uri())  # file://: a URI, as KServe expects
     return args
 
 
@@ -181,9 +217,12 @@ def run_local(
     *,
     pipeline: str = "onevision-train",
     listener: ProgressListener | None = None,
+    cache_dir: Path | str | None = None,
+    caching: bool = True,
 ) -> LocalRunResult:
     """Run `pipeline` with kfp.local's SubprocessRunner; every artifact lands under `run_dir`.
 
+    `cache_dir` (default ``<run_dir>/.kfp-cache``) holds kfp.local's task cache when `caching` is on.
     A failing task does not raise: the result names it (`failed_tasks`, `error`, the task's `error`).
     """
     from kfp import local
@@ -200,38 +239,29 @@ def run_local(
     graph = PipelineGraph.from_spec(func.pipeline_spec)
     before = _pipeline_dirs(run_dir, pipeline)
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir), raise_on_error=True)
+    cache = Path(cache_dir).absolute() if cache_dir is not None else run_dir / CACHE_DIR
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir), raise_on_error=True,
+               enable_caching=caching, cache_root=str(cache))
     stream = ProgressStream(run_dir / "logs", listener or _NullListener())
     error: str | None = None
     start = time.perf_counter()
     try:
-        with _project_on_pythonpath(), contextlib.redirect_stdout(stream), warnings.catch_warnings():
-            # Our image is not a "python" image by name; the runner warns about that on every task.
-            warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+        with _project_on_pythonpath(), contextlib.redirect_stdout(stream), log_to(stream), warnings.catch_warnings():
+            for message, category in _EXPECTED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
             func(**args)
     except RuntimeError as exc:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
-        error = str(exc).replace("\x1b", "").replace("[0m", "")
         error = _strip_ansi(str(exc))
     finally:
         stream.close()
     seconds = time.perf_counter() - start
     new_dirs = sorted(_pipeline_dirs(run_dir, pipeline) - before)
-    result = _collect(pipeline, graph, run_dir, new_dirs[-1] if new_dirs else None, stream, args, error, seconds)
+    result = _collect(pipeline, graph, run_dir, new_dirs[-1] if new_dirs else None, cache, stream, args, error,
+                      seconds)
     (run_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     return result
 
 
 def _strip_ansi(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
-
-def current_interpreter_is_set_up() -> str | None:
-    """None when task subprocesses (this interpreter) can import the pipeline code; else what is missing."""
-    import importlib.util
-
-    missing = [m for m in ("kfp", "onevision", "components") if importlib.util.find_spec(m) is None]
-    if missing:
-        return f"{sys.executable} cannot import {', '.join(missing)}; run with the project's venv (.venv/bin/python)"
-    return None

@@ -1,24 +1,30 @@
 """Per-step progress of a local KFP run, read from kfp.local's own log stream.
 
-kfp.local prints its orchestration log and every task's streamed output to stdout. `ProgressStream`
-stands in for stdout during a run: it keeps the full text in ``logs/pipeline.log``, each task's output
-in ``logs/<task>.log``, and turns kfp.local's "Executing task" / "finished with status" / "Skipping"
-lines into calls on a `ProgressListener`.
+kfp.local prints every task's streamed output and, around each task, its log to stdout; its orchestrator
+logs the rest (skipped and cached tasks) with `logging.info` on the root logger. `ProgressStream` stands
+in for stdout during a run and `log_to(stream)` sends the root logger's records to it: it keeps the full
+text in ``logs/pipeline.log``, each task's output in ``logs/<task>.log``, and turns kfp.local's
+"Executing task" / "finished with status" / "cache hit" / "Skipping" lines into calls on a
+`ProgressListener`.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_START = re.compile(r" - INFO - Executing task '([^']+)'")
-_END = re.compile(r" - (?:INFO|ERROR) - Task '([^']+)' finished with status (SUCCESS|FAILURE)")
-_SKIP_CONDITION = re.compile(r"Skipping conditional task (\S+) \(condition evaluated to False\)")
-_SKIP_UPSTREAM = re.compile(r"Skipping task (\S+): upstream task")
+_START = re.compile(r"INFO - Executing task '([^']+)'")
+_END = re.compile(r"(?:INFO|ERROR) - Task '([^']+)' finished with status (SUCCESS|FAILURE)")
+_CACHED = re.compile(r"INFO - Task (\S+) cache hit \(key=([0-9a-f]+)\)")
+_SKIP_CONDITION = re.compile(r"INFO - Skipping conditional task (\S+) \(condition evaluated to False\)")
+_SKIP_UPSTREAM = re.compile(r"INFO - Skipping task ([^\s:]+): upstream task")
 _CARETS = re.compile(r"^[~^\s]+$")
 
 
@@ -26,6 +32,7 @@ class ProgressListener(Protocol):
     def task_started(self, task: str) -> None: ...
     def task_finished(self, task: str, succeeded: bool, seconds: float, error: str | None) -> None: ...
     def task_skipped(self, task: str, reason: str) -> None: ...
+    def task_cached(self, task: str) -> None: ...
 
 
 @dataclass
@@ -59,6 +66,7 @@ class ProgressStream(io.TextIOBase):
         self.log_dir, self.listener = log_dir, listener
         self.timings: dict[str, TaskTiming] = {}
         self.skipped: dict[str, str] = {}  # task -> why it did not run
+        self.cached: dict[str, str] = {}  # task -> prefix of its kfp.local cache key
         self._current: str | None = None
         self._lines: list[str] = []
         self._partial = ""
@@ -83,12 +91,14 @@ class ProgressStream(io.TextIOBase):
             self._task_log.flush()
 
     def close(self) -> None:
+        if self.closed:
+            return
         if self._partial:
             self._line(_ANSI.sub("", self._partial))
             self._partial = ""
+        super().close()  # flushes
         self._close_task_log()
         self._log.close()
-        super().close()
 
     def _close_task_log(self) -> None:
         if self._task_log is not None:
@@ -110,6 +120,9 @@ class ProgressStream(io.TextIOBase):
             self._close_task_log()
             self._current = None
             self.listener.task_finished(task, ok, timing.seconds, timing.error)
+        elif m := _CACHED.search(line):
+            self.cached[m.group(1)] = m.group(2)
+            self.listener.task_cached(m.group(1))
         elif m := _SKIP_CONDITION.search(line) or _SKIP_UPSTREAM.search(line):
             reason = "condition false" if "conditional" in line else "upstream failed"
             self.skipped[m.group(1)] = reason
@@ -118,3 +131,19 @@ class ProgressStream(io.TextIOBase):
             self._lines.append(line)
             if self._task_log is not None:
                 self._task_log.write(line + "\n")
+
+
+@contextlib.contextmanager
+def log_to(stream: io.TextIOBase) -> Iterator[None]:
+    """Root-logger INFO records go to `stream` (kfp.local swaps in its own handler around each task)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s", "%H:%M:%S"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -1,23 +1,20 @@
 """The `onevision-train` pipeline: data -> encoder -> VRQ -> {cascade, generator 1->2->3} -> evaluation ->
 parity gate -> archive + canary when it passes, the gate's reasons when it does not."""
-from typing import Optional
 
 from kfp import dsl
 
-from components import (
-    build_archive,
-    deploy_canary,
-    evaluate_model,
-    gate_failure_report,
-    ingest_world,
-    package_bundle,
-    parity_gate,
-    train_cascade,
-    train_encoder,
-    train_generator,
-    train_vrq,
-    validate_data,
-)
+from components.archive import build_archive
+from components.bundle import package_bundle
+from components.cascade import train_cascade
+from components.deploy import deploy_canary
+from components.encoder import train_encoder
+from components.evaluate import evaluate_model
+from components.gate_report import gate_failure_report
+from components.generator import train_generator
+from components.ingest import ingest_world
+from components.parity import parity_gate
+from components.validate import validate_data
+from components.vrq import train_vrq
 from pipelines.resources import with_resources
 from pipelines.s3 import DEFAULT_SECRET, with_s3_secret
 
@@ -36,13 +33,13 @@ def _step(task: dsl.PipelineTask, display_name: str, cache: bool = True) -> dsl.
 def onevision_train(
     data_uri: str = "",
     world_seed: int = 0,
-    world_config: Optional[dict] = None,
+    world_config: dict = {},
     preset: str = "default",
-    encoder_config: Optional[dict] = None,
-    vrq_config: Optional[dict] = None,
-    cascade_config: Optional[dict] = None,
-    generator_config: Optional[dict] = None,
-    eval_config: Optional[dict] = None,
+    encoder_config: dict = {},
+    vrq_config: dict = {},
+    cascade_config: dict = {},
+    generator_config: dict = {},
+    eval_config: dict = {},
     epsilon: float = 0.02,
     canary_percent: int = 10,
     storage_uri: str = DEFAULT_STORAGE_URI,
@@ -59,12 +56,12 @@ def onevision_train(
         preset: Step configs to start from: "default" (the demo) or "tiny" (seconds, for tests).
         encoder_config: EncoderStepConfig overrides.
         vrq_config: VRQStepConfig overrides.
-        cascade_config: CascadeStepConfig overrides.
+        cascade_config: CascadeConfig overrides.
         generator_config: GeneratorStepConfig overrides (all three stages).
         eval_config: EvalStepConfig overrides.
         epsilon: Parity gate: allowed relative shortfall of the generator against the cascade.
         canary_percent: Share of traffic for the new model after a passed gate.
-        storage_uri: Where the model store is uploaded for KServe.
+        storage_uri: Prefix for KServe's model store; each model goes under <storage_uri>/<bundle version>.
         model_name: InferenceService and TorchServe model name.
         namespace: InferenceService namespace.
         deploy_target: "cluster" patches the InferenceService; "local" only writes its manifest.
@@ -104,11 +101,12 @@ def onevision_train(
                  "parity gate")
 
     with dsl.If(gate.outputs["passed"] == True, name="parity-passed"):  # noqa: E712 - a KFP condition, not Python
-        archive = _step(build_archive(bundle=generator_bundle.outputs["bundle"], model_name=model_name), "archive")
-        deploy = _step(deploy_canary(model_store=archive.outputs["model_store"], parity=gate.outputs["parity"],
-                                     storage_uri=storage_uri, canary_percent=canary_percent, name=model_name,
-                                     namespace=namespace, target=deploy_target, s3_endpoint=s3_endpoint),
-                       "deploy canary", cache=False)
+        archive = _step(build_archive(bundle=generator_bundle.outputs["bundle"], parity=gate.outputs["parity"],
+                                      model_name=model_name), "archive")
+        deploy = _step(deploy_canary(model_store=archive.outputs["model_store"], storage_uri=storage_uri,
+                                     canary_percent=canary_percent, name=model_name, namespace=namespace,
+                                     target=deploy_target, s3_endpoint=s3_endpoint),
+                       "deploy canary", cache=False)  # a side effect on the cluster: never skipped by the cache
         with_s3_secret(deploy, s3_secret)
     with dsl.Else(name="parity-failed"):
         _step(gate_failure_report(parity=gate.outputs["parity"]), "gate failure reasons")

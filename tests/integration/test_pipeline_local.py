@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -118,3 +119,41 @@ def test_corrupted_world_stops_at_validation_naming_the_failed_expectation(tmp_p
     assert {run.task(t).status for t in TRAINING if t != "ingest-world"} == {"skipped"}
     summary = run.artifact("validate-data", "summary").read_text()
     assert "items.item_id: expect_column_values_to_be_unique" in summary
+
+
+def _request_log(out: Path, brightness_shift: float, rows: int = 300, seed: int = 0) -> Path:
+    """A served-request log (monitoring.replay schema): windows 0 and 1, both arms; window 1 brighter photos."""
+    from monitoring.replay import IMPRESSION_COLUMNS, ReplayLog
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for window in (0, 1):
+        for arm in ("control", "canary"):
+            clicked = rng.random(rows) < 0.3
+            ordered = clicked & (rng.random(rows) < 0.3)
+            frames.append(pd.DataFrame({
+                "request_id": np.arange(rows) + len(frames) * rows, "arm": arm, "model": arm, "window": window,
+                "day": window, "ts": window * 86400.0 + np.arange(rows), "user_id": rng.integers(0, 50, rows),
+                "target_item_id": rng.integers(0, 64, rows), "n_results": 10, "latency_ms": rng.gamma(2, 5, rows),
+                "img_brightness": rng.normal(0.5 + brightness_shift * window, 0.1, rows),
+                "img_contrast": rng.normal(0.2, 0.05, rows), "img_saturation": rng.normal(0.3, 0.05, rows),
+                "img_sharpness": rng.normal(0.1, 0.02, rows), "emb_pc1": rng.normal(0, 1, rows),
+                "emb_pc2": rng.normal(0, 1, rows), "sid_prefix": rng.integers(0, 8, rows),
+                "diversity": rng.integers(1, 8, rows), "target_in_slate": rng.random(rows) < 0.5,
+                "expected_ctr": rng.random(rows) * 0.5, "expected_cvr": rng.random(rows) * 0.2,
+                "expected_orders": rng.random(rows) * 0.1, "clicks": clicked.astype(int),
+                "orders": ordered.astype(int), "clicked": clicked, "ordered": ordered,
+            }))
+    ReplayLog(pd.concat(frames, ignore_index=True), pd.DataFrame(columns=list(IMPRESSION_COLUMNS))).save(out)
+    return out
+
+
+def test_drift_pipeline_reports_drift_of_a_shifted_window(tmp_path: Path) -> None:
+    log = _request_log(tmp_path / "requests", brightness_shift=0.3)
+    run = run_local(tmp_path / "run", {"reference_uri": str(log), "current_uri": str(log), "report_uri": ""},
+                    pipeline="onevision-drift", caching=False)
+    assert run.succeeded, run.error
+    task = run.task("drift-report")
+    assert task.parameters["drift_detected"] is True
+    assert task.metadata["metrics"]["drift_detected"] == 1.0
+    assert run.artifact("drift-report", "report_html").read_text().lstrip().lower().startswith("<!doctype html")
