@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/onevision run --out $(RUN_DIR)
+	$(BIN)/onevision pipeline run --local --out $(RUN_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

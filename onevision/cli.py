@@ -10,6 +10,7 @@ import typer
 from onevision.commands import evaluate_app, train_app
 from serving.canary.cli import canary_app
 from monitoring.cli import ab_app, drift_app
+from pipelines.cli import pipeline_app
 from serving.cli import serve_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(world_app, name="world")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(serve_app, name="serve")
 app.add_typer(canary_app, name="canary")
 app.add_typer(ab_app, name="ab")
