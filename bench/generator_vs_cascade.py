@@ -36,10 +36,13 @@ class Setting:
 
 SETTINGS = (
     Setting("full beam 20", 20, PruningConfig()),
+    Setting("tokens 12/16", 20, PruningConfig(keep_tokens=12)),
     Setting("tokens 8/16", 20, PruningConfig(keep_tokens=8)),
-    Setting("beam margin 4 + conf 0.95", 20, PruningConfig(beam_margin=4.0, confidence_mass=0.95, min_width=10)),
+    Setting("beam margin 8", 20, PruningConfig(beam_margin=8.0)),
+    Setting("beam conf 0.99", 20, PruningConfig(confidence_mass=0.99, min_width=10)),
+    Setting("margin 6 + conf 0.99", 20, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
+    Setting("tokens 12 + margin 6 + conf 0.99", 20, PruningConfig(keep_tokens=12, beam_margin=6.0, confidence_mass=0.99, min_width=10)),
     Setting("tokens 8 + margin 4 + conf 0.95", 20, PruningConfig(keep_tokens=8, beam_margin=4.0, confidence_mass=0.95, min_width=10)),
-    Setting("tokens 6 + margin 3 + conf 0.9", 20, PruningConfig(keep_tokens=6, beam_margin=3.0, confidence_mass=0.9, min_width=10)),
 )
 
 

@@ -64,9 +64,11 @@ def beam_search(
     score = torch.zeros(b)
     decoder_rows = 0
     for level in range(depth):
-        decoder_rows += len(query)
-        logits = model.decode_step(memory[query], prefix)
-        logp = torch.log_softmax(logits, -1)
+        if trie.vocab_sizes[level] == 1:  # a one-token level (no collisions): log p = 0, skip the decoder
+            logp = torch.zeros(len(query), 1)
+        else:
+            decoder_rows += len(query)
+            logp = torch.log_softmax(model.decode_step(memory[query], prefix), -1)
         allowed = torch.from_numpy(trie.allowed_mask(level, node))
         cand = torch.where(allowed, score[:, None] + logp, torch.tensor(-math.inf))
         width = beam_width if level < depth - 1 else max(top_k, 1)

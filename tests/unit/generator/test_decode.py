@@ -106,3 +106,20 @@ def test_short_catalogue_pads_with_minus_one(k: int) -> None:
     result = beam_search(model, inp, trie, beam_width=40, top_k=k)
     n_valid = len(_all_sids(trie))
     assert ((result.item_ids >= 0).sum(1) == min(k, n_valid)).all()
+
+
+def test_single_token_level_is_skipped_without_changing_results() -> None:
+    torch.manual_seed(0)
+    codes = np.array([[a, b] for a in range(4) for b in range(3)])  # unique paths: the last level has one token
+    sem = assign_sids(np.arange(len(codes)), codes)
+    trie = SidTrie.build(sem, sem.vocab_sizes((4, 3)))
+    assert trie.vocab_sizes[-1] == 1
+    cfg = GeneratorConfig(token_dim=8, embed_dim=8, vocab_sizes=trie.vocab_sizes, d_model=16, heads=2,
+                          encoder_layers=1, decoder_layers=1, dropout=0.0)
+    model = SidGenerator(cfg).eval()
+    inp = GeneratorInput(torch.randn(3, 9, 8), torch.randn(3, 8), torch.rand(3, 9))
+    result = beam_search(model, inp, trie, beam_width=12, top_k=12)
+    items, scores = _exhaustive(model, inp, trie, 12)
+    assert (result.item_ids == items).all()
+    np.testing.assert_allclose(result.scores, scores, atol=1e-4)
+    assert result.decoder_rows == 3 * (1 + 4)  # levels 0 and 1 only
