@@ -259,7 +259,25 @@ def run_local(
     result = _collect(pipeline, graph, run_dir, new_dirs[-1] if new_dirs else None, cache, stream, args, error,
                       seconds)
     (run_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    if new_dirs:
+        _link_latest(run_dir, new_dirs[-1])
     return result
+
+
+def _link_latest(run_dir: Path, pipeline_dir: Path) -> None:
+    """Stable names for the latest run's main outputs: latest/, world/, bundles/<kind>/ (symlinks)."""
+    links = {run_dir / "latest": pipeline_dir, run_dir / "world": pipeline_dir / "ingest-world" / "world"}
+    for meta in sorted(pipeline_dir.glob("package-bundle*/bundle/bundle.json")):
+        kind = json.loads(meta.read_text()).get("kind")
+        if kind:
+            links[run_dir / "bundles" / kind] = meta.parent
+    for link, target in links.items():
+        if not target.exists():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
 
 
 def _strip_ansi(text: str) -> str:

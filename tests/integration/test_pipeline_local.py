@@ -75,6 +75,16 @@ def test_local_deploy_writes_the_manifest_and_the_model_store(passed: LocalRunRe
     assert any(version_uri in yaml.safe_dump(m) for m in manifests), manifests
 
 
+def test_latest_outputs_have_stable_names(passed: LocalRunResult) -> None:
+    import json
+
+    run = passed.run_dir
+    assert (run / "world" / "items.parquet").exists()
+    assert json.loads((run / "bundles" / "generator" / "bundle.json").read_text())["kind"] == "generator"
+    assert json.loads((run / "bundles" / "cascade" / "bundle.json").read_text())["kind"] == "cascade"
+    assert (run / "latest").resolve().name.startswith("onevision-train")
+
+
 def test_local_run_ends_with_a_summary_file(passed: LocalRunResult) -> None:
     summary = yaml.safe_load((passed.run_dir / "summary.json").read_text())
     assert summary["succeeded"] is True
