@@ -259,25 +259,31 @@ def run_local(
     result = _collect(pipeline, graph, run_dir, new_dirs[-1] if new_dirs else None, cache, stream, args, error,
                       seconds)
     (run_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
-    if new_dirs:
-        _link_latest(run_dir, new_dirs[-1])
+    _link_latest(run_dir, result.to_dict())
     return result
 
 
-def _link_latest(run_dir: Path, pipeline_dir: Path) -> None:
-    """Stable names for the latest run's main outputs: latest/, world/, bundles/<kind>/ (symlinks)."""
-    links = {run_dir / "latest": pipeline_dir, run_dir / "world": pipeline_dir / "ingest-world" / "world"}
-    for meta in sorted(pipeline_dir.glob("package-bundle*/bundle/bundle.json")):
-        kind = json.loads(meta.read_text()).get("kind")
-        if kind:
-            links[run_dir / "bundles" / kind] = meta.parent
+def _link_latest(run_dir: Path, summary: dict) -> None:
+    """Stable names for the latest run's main outputs (symlinks; cached tasks point into earlier runs):
+    latest/ (the pipeline directory), world/, bundles/<kind>/."""
+    links: dict[Path, Path] = {}
+    if summary.get("pipeline_dir"):
+        links[run_dir / "latest"] = Path(summary["pipeline_dir"])
+    for task in (summary.get("tasks") or {}).values():
+        for name, path in (task.get("artifacts") or {}).items():
+            path = Path(path)
+            if name == "world":
+                links[run_dir / "world"] = path
+            elif name == "bundle" and (path / "bundle.json").exists():
+                links[run_dir / "bundles" / json.loads((path / "bundle.json").read_text())["kind"]] = path
     for link, target in links.items():
         if not target.exists():
             continue
         link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
+        if link.is_symlink():
             link.unlink()
-        link.symlink_to(target, target_is_directory=True)
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
 
 
 def _strip_ansi(text: str) -> str:
