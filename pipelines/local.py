@@ -265,15 +265,15 @@ def run_local(
 
 def _link_latest(run_dir: Path, summary: dict) -> None:
     """Stable names for the latest run's main outputs (symlinks; cached tasks point into earlier runs):
-    latest/ (the pipeline directory), world/, bundles/<kind>/."""
+    latest/ (the pipeline directory), world/, parity/, bundles/<kind>/."""
     links: dict[Path, Path] = {}
     if summary.get("pipeline_dir"):
         links[run_dir / "latest"] = Path(summary["pipeline_dir"])
     for task in (summary.get("tasks") or {}).values():
         for name, path in (task.get("artifacts") or {}).items():
             path = Path(path)
-            if name == "world":
-                links[run_dir / "world"] = path
+            if name in ("world", "parity"):
+                links[run_dir / name] = path
             elif name == "bundle" and (path / "bundle.json").exists():
                 links[run_dir / "bundles" / json.loads((path / "bundle.json").read_text())["kind"]] = path
     for link, target in links.items():
