@@ -70,8 +70,10 @@ def load_retriever(bundle_dir: Path | str, beam_width: int = 20):
     if meta["kind"] == "generator":
         from onevision.generator.retriever import GeneratorRetriever
 
+        from onevision.generator.decode import SERVING_PRUNING
+
         retriever = GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
-                                            bundle_dir / "userfeatures", beam_width=beam_width)
+                                            bundle_dir / "userfeatures", beam_width=beam_width, pruning=SERVING_PRUNING)
     else:
         from onevision.cascade import Cascade
 
