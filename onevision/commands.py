@@ -106,15 +106,12 @@ def train_cascade(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train the cascade baseline: ANN recall → pre-rank → personalised rank."""
-    import dataclasses
-
     from onevision import steps
     from onevision.cascade import CascadeConfig
 
-    names = {f.name for f in dataclasses.fields(CascadeConfig)}
-    kwargs = {k: v for k, v in {"recall_n": recall_n, "prerank_m": prerank_m, "seed": seed}.items() if k in names}
+    cfg = CascadeConfig(recall_n=recall_n, prerank_m=prerank_m, seed=seed)
     with _output(out) as out_dir:
-        result = steps.train_cascade_step(_input(world), _input(encoder), out_dir, CascadeConfig(**kwargs))
+        result = steps.train_cascade_step(_input(world), _input(encoder), out_dir, cfg)
     typer.echo(f"cascade written to {out} in {result.seconds:.0f}s")
 
 

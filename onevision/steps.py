@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,7 @@ def tiny_configs(seed: int = 7) -> StepConfigs:
         world=WorldConfig(seed=seed, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8),
         encoder=EncoderStepConfig(widths=(16, 32, 48, 64), embed_dim=64, epochs=3, items_per_batch=32),
         vrq=VRQStepConfig(codebook_sizes=(16, 8, 8), compare_baselines=False),
-        cascade=CascadeConfig(progress=False) if "progress" in {f.name for f in dataclasses.fields(CascadeConfig)} else CascadeConfig(),
+        cascade=CascadeConfig(progress=False),
         generator=GeneratorStepConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
                                       stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
         eval=EvalStepConfig(ks=(1, 10), latency_samples=5, beam_width=10),
@@ -313,9 +312,3 @@ def parity_step(generator_metrics_dir: Path, cascade_metrics_dir: Path, out_dir:
     report.save(out_dir)
     return report
 
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    if Path(dst).exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    return Path(dst)
