@@ -18,9 +18,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ONEVISION_CACHE_DIR=/tmp/onevision-cache
 
-# libgomp1: OpenMP runtime for faiss/torch CPU kernels.
+# libgomp1: OpenMP runtime for faiss/torch CPU kernels. Java 17: TorchServe's frontend, since the
+# InferenceService predictor runs this image (the handler imports onevision).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 openjdk-17-jre-headless \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/onevision
