@@ -31,56 +31,34 @@ class RQVAETrainConfig:
 
 
 @torch.no_grad()
-def _init_codebooks(model: RQAutoencoder, z: torch.Tensor, level0_mask: torch.Tensor | None, seed: int) -> None:
+def _init_codebooks(model: RQAutoencoder, z: torch.Tensor, seed: int) -> None:
+    """k-means on the residual each level sees."""
     q = model.quantizer
     residual = z.clone()
     for level in range(q.levels):
-        k = q.codebooks[level].shape[0]
-        x = q.level_input(level, residual).numpy()
-        centroids = np.zeros((k, z.shape[1]), dtype=np.float32)
-        if level == 0 and level0_mask is not None:
-            allowed_for_item = level0_mask.numpy()
-            cat_of_item = allowed_for_item.argmax(1)  # any allowed code identifies the category range
-            for c in np.unique(cat_of_item):
-                codes = np.flatnonzero(allowed_for_item[np.flatnonzero(cat_of_item == c)[0]])
-                members = x[cat_of_item == c]
-                centroids[codes] = kmeans(members, len(codes), seed=seed + level)
-        else:
-            centroids = kmeans(x, k, seed=seed + level)
-        q.codebooks[level].copy_(torch.from_numpy(centroids))
-        mask = level0_mask if level == 0 else None
-        d = q.distances(level, residual)
-        if mask is not None:
-            d = d.masked_fill(~mask, float("inf"))
-        residual = residual - q.level_output(level, q.codebooks[level][d.argmin(-1)])
+        q.codebooks[level].copy_(torch.from_numpy(kmeans(residual.numpy(), q.codebooks[level].shape[0], seed=seed + level)))
+        residual = residual - q.codebooks[level][q.distances(level, residual).argmin(-1)]
 
 
 @torch.no_grad()
-def _restart_dead_codes(model: RQAutoencoder, z: torch.Tensor, level0_mask: torch.Tensor | None, gen: torch.Generator) -> int:
+def _restart_dead_codes(model: RQAutoencoder, z: torch.Tensor, gen: torch.Generator) -> int:
+    """Codes no item uses move onto random item residuals of their level."""
     q = model.quantizer
-    _, codes, residuals = q(z, level0_mask)
+    _, codes, residuals = q(z)
     restarted = 0
     for level in range(q.levels):
         used = torch.bincount(codes[:, level], minlength=q.codebooks[level].shape[0]) > 0
         dead = torch.nonzero(~used).flatten()
-        if len(dead) == 0:
-            continue
-        x = q.level_input(level, residuals[level])
-        if level == 0 and level0_mask is not None:
-            for code in dead.tolist():  # a dead level-0 code may only take an item of its own category
-                candidates = torch.nonzero(level0_mask[:, code]).flatten()
-                if len(candidates):
-                    pick = candidates[torch.randint(len(candidates), (1,), generator=gen)]
-                    q.codebooks[level][code] = x[pick][0] + 0.01 * torch.randn(x.shape[1], generator=gen)
-        else:
+        if len(dead):
+            x = residuals[level]
             picks = torch.randint(len(x), (len(dead),), generator=gen)
             q.codebooks[level][dead] = x[picks] + 0.01 * torch.randn(len(dead), x.shape[1], generator=gen)
-        restarted += len(dead)
+            restarted += len(dead)
     return restarted
 
 
 def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared error summed over the vector, averaged over the batch (scale comparable to a CE)."""
+    """Squared error summed over the vector, averaged over the batch."""
     return ((a - b) ** 2).sum(-1).mean()
 
 
@@ -96,7 +74,6 @@ def train_rq(
     rng = np.random.default_rng(train.seed)
     model = RQAutoencoder(config)
     x = torch.from_numpy(item_emb.astype(np.float32))
-    item_mask = None
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
     n = len(x)
     bar = tqdm(total=train.warmup_epochs + train.epochs, desc=name, unit="epoch", disable=not show_progress)
@@ -108,19 +85,18 @@ def train_rq(
             opt.step()
         bar.update()
     with torch.no_grad():
-        _init_codebooks(model, model.encode(x), item_mask, train.seed)
+        _init_codebooks(model, model.encode(x), train.seed)
     for epoch in range(train.epochs):
         losses = []
         for idx in np.array_split(rng.permutation(n), max(1, n // train.batch_size)):
             idx_t = torch.from_numpy(idx)
-            mask = item_mask[idx_t] if item_mask is not None else None
             z = model.encode(x[idx_t])
-            zq, codes, residuals = model.quantizer(z, mask)
+            zq, codes, residuals = model.quantizer(z)
             z_st = z + (zq - z).detach()
             loss = _sq(model.decode(z_st), x[idx_t]) + train.commitment * _sq(z, zq.detach())
             # codebook loss: each chosen code moves towards the residual that picked it
             for level, r in enumerate(residuals):
-                chosen = model.quantizer.level_output(level, model.quantizer.codebooks[level][codes[:, level]])
+                chosen = model.quantizer.codebooks[level][codes[:, level]]
                 loss = loss + _sq(chosen, r.detach())
             opt.zero_grad()
             loss.backward()
@@ -128,7 +104,7 @@ def train_rq(
             losses.append(loss.item())
         if epoch < train.restart_dead_until * train.epochs:
             with torch.no_grad():
-                _restart_dead_codes(model, model.encode(x), item_mask, gen)
+                _restart_dead_codes(model, model.encode(x), gen)
         bar.update()
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         if (epoch + 1) % 20 == 0:
