@@ -79,6 +79,8 @@ def train_vrq(
     aligned_levels: int = typer.Option(2, help="Shallow levels aligned across views."),
     category_partition: bool = typer.Option(True, help="Partition level-0 codes by category."),
     rotate_last: bool = typer.Option(True, help="OPQ-style rotation of the deepest residual."),
+    attribute_level: int = typer.Option(
+        1, help="Level coded by the item's brand x price band, what preferences act on (-1: a purely visual SID)."),
     baselines: bool = typer.Option(True, help="Also fit RQ-KMeans and plain RQ-VAE for the report."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
@@ -89,7 +91,9 @@ def train_vrq(
         sizes = tuple(int(s) for s in codebook_sizes.split(","))
     except ValueError:
         _fail(f"--codebook-sizes must be comma-separated integers, got {codebook_sizes!r}", 2)
-    cfg = steps.VRQStepConfig(sizes, aligned_levels, category_partition, rotate_last, baselines, seed)
+    cfg = steps.VRQStepConfig(codebook_sizes=sizes, aligned_levels=aligned_levels, category_partition=category_partition,
+                              rotate_last=rotate_last, attribute_level=None if attribute_level < 0 else attribute_level,
+                              compare_baselines=baselines, seed=seed)
     with _output(out) as out_dir:
         result = steps.train_vrq_step(_input(world), _input(encoder), out_dir, cfg)
     typer.echo(result.report["table"])
@@ -101,15 +105,16 @@ def train_cascade(
     world: str = typer.Option(..., help="World directory or URI."),
     encoder: str = typer.Option(..., help="Encoder directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the cascade."),
-    recall_n: int = typer.Option(200, help="ANN recall candidates."),
-    prerank_m: int = typer.Option(50, help="Candidates kept by the pre-ranker."),
+    recall_n: Optional[int] = typer.Option(None, help="ANN recall candidates [default: CascadeConfig.recall_n]."),
+    prerank_m: Optional[int] = typer.Option(None, help="Candidates kept by the pre-ranker [default: CascadeConfig.prerank_m]."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train the cascade baseline: ANN recall → pre-rank → personalised rank."""
     from onevision import steps
     from onevision.cascade import CascadeConfig
 
-    cfg = CascadeConfig(recall_n=recall_n, prerank_m=prerank_m, seed=seed)
+    given = {"recall_n": recall_n, "prerank_m": prerank_m}
+    cfg = CascadeConfig(seed=seed, **{k: v for k, v in given.items() if v is not None})
     with _output(out) as out_dir:
         result = steps.train_cascade_step(_input(world), _input(encoder), out_dir, cfg)
     typer.echo(f"cascade written to {out} in {result.seconds:.0f}s")

@@ -72,7 +72,9 @@ class CascadeConfig:
     hnsw_m: int = 32
     hnsw_ef_search: int = 256
     # pre-rank (logistic regression on cheap features)
-    prerank_m: int = 50
+    # 100, not 50: the pre-ranker's top 50 held the photographed item less often than the ANN's own top 50
+    # (recall@50 0.853 vs 0.908 on the default world), capping what the ranker could do.
+    prerank_m: int = 100
     agree_k: int = 5
     prerank_negatives: int = 10  # unshown recall candidates per logged query, labelled 0
     prerank_epochs: int = 10

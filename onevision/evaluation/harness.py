@@ -20,6 +20,7 @@ from onevision.evaluation import metrics as M
 from onevision.evaluation.result import DEFAULT_KS, DEFAULT_PROXY_K, EvaluationResult, metric_keys
 from onevision.evaluation.retriever import Ranking, Retriever
 from onevision.world import World, load_world
+from onevision.world.behaviour import preference_score
 from onevision.world.render import decode_image
 
 
@@ -108,23 +109,42 @@ def _batch1_latencies_ms(retriever: Retriever, data: EvalQueries, cfg: EvalConfi
     return out
 
 
+def _rank_all(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, with_users: bool, tqdm) -> tuple[np.ndarray, np.ndarray]:
+    """(ranked (Q, k) item ids, amortised ms per query (Q,)) over all queries, in batches."""
+    n, k = len(data.targets), cfg.retrieve_k
+    ranked = np.empty((n, k), dtype=np.int64)
+    per_query_ms = np.empty(n)
+    desc = f"eval {retriever.name}" + ("" if with_users else " (no users)")
+    for start in tqdm(range(0, n, cfg.batch_size), desc=desc, unit="batch", leave=False, disable=not cfg.progress):
+        stop = min(start + cfg.batch_size, n)
+        images = _decode(data.images, start, stop)
+        users = data.user_ids[start:stop] if with_users else None
+        t0 = time.perf_counter()
+        ranking = retriever.retrieve(images, users, k)
+        per_query_ms[start:stop] = (time.perf_counter() - t0) * 1000.0 / (stop - start)
+        ranked[start:stop] = _checked(ranking, retriever, stop - start, k)
+    return ranked, per_query_ms
+
+
+def _slate_preference(world: World, data: EvalQueries, top: np.ndarray, k: int) -> float:
+    """Mean ground-truth preference score (the world's behaviour model) of slots 2..k."""
+    behaviour = world.behaviour
+    shown = np.where(top >= 0, top, behaviour.catalogue.item_ids[0])
+    item_rows = behaviour.catalogue.rows(shown.ravel()).reshape(shown.shape)
+    user_rows = behaviour.prefs.rows(data.user_ids)[:, None]
+    pref = preference_score(behaviour.prefs, behaviour.catalogue, user_rows, item_rows)
+    return M.slate_preference(pref, top, k)
+
+
 def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig) -> EvaluationResult:
     from tqdm import tqdm
 
     began = time.perf_counter()
     data = load_queries(world, cfg.split, cfg.max_queries)
-    n, k = len(data.targets), cfg.retrieve_k
-    ranked = np.empty((n, k), dtype=np.int64)
-    per_query_ms = np.empty(n)
-    starts = range(0, n, cfg.batch_size)
-    for start in tqdm(starts, desc=f"eval {retriever.name}", unit="batch", leave=False, disable=not cfg.progress):
-        stop = min(start + cfg.batch_size, n)
-        images = _decode(data.images, start, stop)
-        users = data.user_ids[start:stop] if cfg.personalized else None
-        t0 = time.perf_counter()
-        ranking = retriever.retrieve(images, users, k)
-        per_query_ms[start:stop] = (time.perf_counter() - t0) * 1000.0 / (stop - start)
-        ranked[start:stop] = _checked(ranking, retriever, stop - start, k)
+    n = len(data.targets)
+    ranked, per_query_ms = _rank_all(retriever, data, cfg, cfg.personalized, tqdm)
+    # The same model without user ids: what personalisation adds (equal lists when it is off).
+    unpersonalised = _rank_all(retriever, data, cfg, False, tqdm)[0] if cfg.personalized else ranked
 
     samples = _batch1_latencies_ms(retriever, data, cfg, tqdm)
     latency = samples if len(samples) else per_query_ms
@@ -142,6 +162,11 @@ def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig) -> Evalu
     values[f"ctr_proxy@{pk}"] = M.ctr_proxy(probs, top, pk)
     values[f"cvr_proxy@{pk}"] = M.cvr_proxy(probs, top, pk)
     values[f"orders_proxy@{pk}"] = M.orders_proxy(probs, top, pk)
+    top_without = unpersonalised[:, :pk]
+    ctr_without = M.ctr_proxy(world.behaviour.probabilities(data.user_ids, data.targets, top_without), top_without, pk)
+    values[f"ctr_proxy_without_users@{pk}"] = ctr_without
+    values[f"personalisation_lift@{pk}"] = M.lift(values[f"ctr_proxy@{pk}"], ctr_without)
+    values[f"slate_preference@{pk}"] = _slate_preference(world, data, top, pk)
     values["latency_ms_p50"] = float(np.percentile(latency, 50))
     values["latency_ms_p95"] = float(np.percentile(latency, 95))
     return EvaluationResult(

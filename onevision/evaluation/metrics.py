@@ -101,3 +101,22 @@ def cvr_proxy(probs: ListProbabilities, ranked: np.ndarray, k: int) -> float:
     click, order, _ = _proxy_parts(probs, ranked, k)
     total_clicks = click.sum()
     return float(order.sum() / total_clicks) if total_clicks > 0 else float("nan")
+
+
+def slate_preference(preference: np.ndarray, ranked: np.ndarray, k: int) -> float:
+    """Mean preference score of the shown slots 2..k (the slate after the first result), which is what
+    personalisation acts on. preference: (Q, K) float, aligned with `ranked`. NaN when nothing is shown there."""
+    _check_k(k)
+    ranked = _as_ranked(ranked)[:, 1:k]
+    pref = np.asarray(preference, dtype=np.float64)[:, 1:k]
+    if pref.shape != ranked.shape:
+        raise ValueError(f"preference scores {pref.shape} do not match the ranked lists {ranked.shape} at k={k}")
+    shown = ranked >= 0
+    return float(pref[shown].mean()) if shown.any() else float("nan")
+
+
+def lift(with_users: float, without_users: float) -> float:
+    """Ratio of a metric with user ids to the same model's metric without them; NaN when undefined."""
+    if not np.isfinite(with_users) or not np.isfinite(without_users) or without_users <= 0:
+        return float("nan")
+    return float(with_users / without_users)

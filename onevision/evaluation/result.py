@@ -11,6 +11,9 @@ METRICS_FILE = "metrics.json"
 RANKING_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr", "hitrate")
 PROXY_METRICS: tuple[str, ...] = ("ctr_proxy", "cvr_proxy", "orders_proxy")
 LATENCY_KEYS: tuple[str, ...] = ("latency_ms_p50", "latency_ms_p95")
+# Personalisation, measured on the same model: the CTR proxy with user_ids withheld, the lift
+# (with / without users) and the mean ground-truth preference score of slots 2..k of the slate.
+PERSONALISATION_METRICS: tuple[str, ...] = ("ctr_proxy_without_users", "personalisation_lift", "slate_preference")
 DEFAULT_KS: tuple[int, ...] = (1, 10, 50)
 DEFAULT_PROXY_K = 10
 
@@ -18,7 +21,8 @@ DEFAULT_PROXY_K = 10
 def metric_keys(ks: Sequence[int] = DEFAULT_KS, proxy_k: int = DEFAULT_PROXY_K) -> tuple[str, ...]:
     """The metric keys in their stable order (everything of metrics.json except model and n_queries)."""
     ranking = tuple(f"{m}@{k}" for m in RANKING_METRICS for k in ks)
-    return ranking + tuple(f"{m}@{proxy_k}" for m in PROXY_METRICS) + LATENCY_KEYS
+    proxies = tuple(f"{m}@{proxy_k}" for m in PROXY_METRICS + PERSONALISATION_METRICS)
+    return ranking + proxies + LATENCY_KEYS
 
 
 STABLE_KEYS: tuple[str, ...] = ("model", "n_queries", *metric_keys())

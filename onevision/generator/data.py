@@ -42,24 +42,49 @@ def token_importance(encoder: ImageEncoder, tokens: torch.Tensor) -> torch.Tenso
     return torch.softmax(tokens @ encoder.pool_query / tokens.shape[-1] ** 0.5, dim=1)
 
 
+# The user x attribute features per code of the attribute level: (signal, attribute) log-lifts.
+AFFINITY_FEATURES: tuple[tuple[str, str], ...] = (
+    ("click", "brand"), ("click", "price_band"), ("order", "brand"), ("order", "price_band"),
+)
+
+
+def attribute_affinity(users: UserFeatureTable, vrq: VRQArtifact, user_ids: np.ndarray,
+                       exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+    """float32 (B, V_attr, len(AFFINITY_FEATURES)): each user's observable affinity for every code of the
+    attribute level (0 for unknown users and unused codes)."""
+    codes = vrq.attributes
+    if codes is None:
+        raise ValueError("the VRQ artifact has no attribute level, so there is nothing to score affinities on")
+    values = {"brand": codes.brand, "price_band": codes.price_band}
+    used = codes.brand >= 0
+    out = []
+    for signal, attr in AFFINITY_FEATURES:
+        v = np.broadcast_to(np.maximum(values[attr], 0), (len(user_ids), len(used)))
+        out.append(users.affinity(attr, user_ids, v, signal=signal, exclude_query_ids=exclude_query_ids) * used)
+    return np.stack(out, -1).astype(np.float32)
+
+
 @dataclass
 class UserContext:
-    """User inputs for a batch: profile features, ids and history SIDs (leave-current-query-out)."""
+    """User inputs for a batch: profile features, ids, history SIDs and per-code attribute affinities
+    (leave-current-query-out when `exclude_query_ids` is given)."""
 
     features: torch.Tensor
     user_ids: torch.Tensor
     history_sids: torch.Tensor
+    attribute_affinity: torch.Tensor | None = None
 
     @classmethod
     def build(cls, users: UserFeatureTable, vrq: VRQArtifact, user_ids: np.ndarray, history_len: int,
-              exclude_query_ids: np.ndarray | None = None) -> "UserContext":
+              exclude_query_ids: np.ndarray | None = None, with_affinity: bool = False) -> "UserContext":
         user_ids = np.asarray(user_ids, dtype=np.int64)
         known = users.known(user_ids)
         ids = np.where(known, user_ids, -1)
         feats = users.features(ids, exclude_query_ids=exclude_query_ids)
         hist = users.history(ids, history_len, exclude_query_ids=exclude_query_ids)
+        aff = torch.from_numpy(attribute_affinity(users, vrq, ids, exclude_query_ids)) if with_affinity else None
         return cls(torch.from_numpy(feats.astype(np.float32)), torch.from_numpy(ids),
-                   torch.from_numpy(vrq.sids_of(hist)))
+                   torch.from_numpy(vrq.sids_of(hist)), aff)
 
 
 def make_input(bank: ImageBank, rows: np.ndarray | torch.Tensor, user: UserContext | None = None) -> GeneratorInput:
@@ -67,7 +92,7 @@ def make_input(bank: ImageBank, rows: np.ndarray | torch.Tensor, user: UserConte
     return GeneratorInput(
         bank.tokens[rows], bank.embedding[rows], bank.importance[rows],
         None if user is None else user.features, None if user is None else user.user_ids,
-        None if user is None else user.history_sids,
+        None if user is None else user.history_sids, None if user is None else user.attribute_affinity,
     )
 
 

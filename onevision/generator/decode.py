@@ -60,6 +60,7 @@ def beam_search(
 ) -> DecodeResult:
     b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
     memory = model.encode(batch, pruning.keep_tokens)
+    bias = model.level_bias(batch)
     encoder_tokens = memory.shape[0] * memory.shape[1]
     depth = trie.depth
     # Alive rows: (query index, trie node, prefix tokens, score)
@@ -74,6 +75,8 @@ def beam_search(
         else:
             decoder_rows += len(query)
             logp = torch.log_softmax(model.decode_step(memory[query], prefix), -1)
+        if bias is not None and level == model.config.attribute_level:  # the product of experts' user term
+            logp = logp + bias[query]
         allowed = torch.from_numpy(trie.allowed_mask(level, node))
         cand = torch.where(allowed, score[:, None] + logp, torch.tensor(-math.inf))
         width = beam_width if level < depth - 1 else max(top_k, 1)

@@ -42,7 +42,9 @@ class GeneratorRetriever:
             parts.append((np.flatnonzero(~known), self._search(bank, np.flatnonzero(~known), None, k)))
         if known.any():
             rows = np.flatnonzero(known)
-            ctx = UserContext.build(self.users, self.vrq, user_ids[rows], self.generator.config.history_len)
+            cfg = self.generator.config
+            ctx = UserContext.build(self.users, self.vrq, user_ids[rows], cfg.history_len,
+                                    with_affinity=cfg.affinity_features > 0)
             parts.append((rows, self._search(bank, rows, ctx, k)))
         return _merge(parts, len(images), k, self.vrq.trie.depth)
 

@@ -8,7 +8,12 @@ each product's *fused* multi-view representation (its shop views and user photos
   its product's code (a cross-entropy over views, learning-vector-quantisation style), and each product
   takes the code its views vote for; an anchor term keeps codes on the products they encode;
 - deep levels separate products (plain residual k-means), and the deepest residual is rotated first
-  (OPQ-style refinement, alternating k-means and orthogonal Procrustes).
+  (OPQ-style refinement, alternating k-means and orthogonal Procrustes);
+- attribute injection (`attribute_level`): one level's code is the item's catalogue attribute code
+  (brand x price band), the thing user preferences act on. Near-duplicates differ mostly by brand, so this
+  level separates them, and a generator's user tokens can choose among visually equal items with one
+  shared output head instead of memorising which code means which brand under every prefix. Its
+  codebook is the mean residual of the items with each code, so `encode` and `reconstruct` still work.
 """
 from __future__ import annotations
 
@@ -30,7 +35,15 @@ class VRQConfig:
     refine_steps: int = 150
     lr: float = 0.02
     anchor_weight: float = 1.0
+    attribute_level: int | None = None  # level whose code is the item's attribute code (None: none)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.attribute_level is not None and not 0 < self.attribute_level < len(self.codebook_sizes):
+            raise ValueError(
+                f"attribute_level must be a level in [1, {len(self.codebook_sizes)}) (level 0 holds the category "
+                f"partition), got {self.attribute_level}"
+            )
 
 
 def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
@@ -81,6 +94,46 @@ def _distinct_within_prefix(d: np.ndarray, prefix: np.ndarray | None) -> np.ndar
             if len(taken_items) == len(members) or len(taken_codes) == d.shape[1]:
                 break
     return codes
+
+
+@dataclass(frozen=True)
+class ItemAttributes:
+    """The catalogue attributes preferences act on, one row per item (in the features' item order)."""
+
+    brand: np.ndarray  # int64 (N,)
+    price_band: np.ndarray  # int64 (N,)
+    n_brands: int
+    n_price_bands: int
+
+    def __post_init__(self) -> None:
+        b, p = np.asarray(self.brand), np.asarray(self.price_band)
+        if b.shape != p.shape or (len(b) and (b.min() < 0 or b.max() >= self.n_brands or p.min() < 0
+                                             or p.max() >= self.n_price_bands)):
+            raise ValueError(f"brand must lie in [0, {self.n_brands}) and price_band in [0, {self.n_price_bands}), "
+                             f"one of each per item; got shapes {b.shape}, {p.shape}")
+
+    @property
+    def n_codes(self) -> int:
+        return self.n_brands * self.n_price_bands
+
+    def codes(self) -> np.ndarray:
+        """The attribute code of each item: brand x price band."""
+        return np.asarray(self.brand, np.int64) * self.n_price_bands + np.asarray(self.price_band, np.int64)
+
+    def code_table(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(brand (k,), price_band (k,)) of each code of a k-code level; -1 for codes no attribute uses."""
+        if self.n_codes > k:
+            raise ValueError(f"{self.n_brands} brands x {self.n_price_bands} price bands = {self.n_codes} attribute "
+                             f"codes do not fit the attribute level's {k} codes: raise its codebook size")
+        code = np.arange(k)
+        used = code < self.n_codes
+        return np.where(used, code // self.n_price_bands, -1), np.where(used, code % self.n_price_bands, -1)
+
+
+def _code_means(x: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    sums = np.zeros((k, x.shape[1]), np.float64)
+    np.add.at(sums, codes, x)
+    return (sums / np.maximum(np.bincount(codes, minlength=k), 1)[:, None]).astype(np.float32)
 
 
 def _opq_rotation(x: np.ndarray, k: int, seed: int, iters: int = 4) -> np.ndarray:
@@ -151,10 +204,17 @@ class VisionAlignedRQ:
     @classmethod
     def fit(
         cls, item_emb: np.ndarray, item_category: np.ndarray, view_emb: np.ndarray, view_item_row: np.ndarray,
-        config: VRQConfig = VRQConfig(),
+        config: VRQConfig = VRQConfig(), attributes: ItemAttributes | None = None,
     ) -> tuple["VisionAlignedRQ", np.ndarray]:
-        """Returns the quantiser and the item codes (N, L)."""
+        """Returns the quantiser and the item codes (N, L). `attributes` are required, and used, only with
+        `config.attribute_level`."""
         n = len(item_emb)
+        item_attribute = None
+        if config.attribute_level is not None:
+            if attributes is None or np.shape(attributes.brand) != (n,):
+                raise ValueError(f"attribute_level={config.attribute_level} needs the attributes of all {n} items")
+            attributes.code_table(config.codebook_sizes[config.attribute_level])  # raises when they do not fit
+            item_attribute = attributes.codes()
         counts = np.bincount(view_item_row, minlength=n)[:, None]
         sums = item_emb.astype(np.float32).copy()
         np.add.at(sums, view_item_row, view_emb)
@@ -165,7 +225,16 @@ class VisionAlignedRQ:
         last = len(config.codebook_sizes) - 1
         for level, k in enumerate(config.codebook_sizes):
             seed = config.seed + level
-            rot = _opq_rotation(item_res, k, seed) if level == last and config.rotate_last and level > 0 else None
+            if level == config.attribute_level:
+                level_codes = np.asarray(item_attribute, np.int64)
+                centroids = _code_means(item_res, level_codes, k)
+                item_res -= centroids[level_codes]
+                view_res -= centroids[level_codes][view_item_row]
+                codebooks.append(centroids)
+                codes.append(level_codes)
+                continue
+            rotate = level == last and config.rotate_last and level > 0 and config.attribute_level != last
+            rot = _opq_rotation(item_res, k, seed) if rotate else None
             ix = item_res @ rot if rot is not None else item_res
             vx = view_res @ rot if rot is not None else view_res
             mask = cat_mask[item_category] if level == 0 and cat_mask is not None else None

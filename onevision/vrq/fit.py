@@ -12,12 +12,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onevision.vision.features import CatalogueFeatures
-from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig
+from onevision.vrq.aligned import ItemAttributes, VisionAlignedRQ, VRQConfig
 from onevision.vrq.kmeans import ResidualKMeans
 from onevision.vrq.model import RQVAEConfig
 from onevision.vrq.report import CodeQuality, code_quality, quality_table
 from onevision.vrq.sid import SemanticIds, SidTrie, assign_sids
 from onevision.vrq.train import RQVAETrainConfig, train_rq
+
+
+@dataclass(frozen=True)
+class AttributeCodes:
+    """What each code of the attribute level means: its brand and price band (-1: unused code)."""
+
+    level: int
+    brand: np.ndarray
+    price_band: np.ndarray
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "brand": self.brand.tolist(), "price_band": self.price_band.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "AttributeCodes":
+        return cls(int(data["level"]), np.asarray(data["brand"], np.int64), np.asarray(data["price_band"], np.int64))
 
 
 @dataclass
@@ -26,6 +42,7 @@ class VRQArtifact:
     sids: SemanticIds
     trie: SidTrie
     report: dict
+    attributes: AttributeCodes | None = None
 
     def sids_of(self, item_ids: np.ndarray) -> np.ndarray:
         """SIDs (B, depth) of item ids; -1 rows for unknown or padding ids."""
@@ -39,7 +56,8 @@ class VRQArtifact:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.quantizer.save(directory)
-        meta = {"config": dataclasses.asdict(self.quantizer.config), "vocab_sizes": list(self.trie.vocab_sizes)}
+        meta = {"config": dataclasses.asdict(self.quantizer.config), "vocab_sizes": list(self.trie.vocab_sizes),
+                "attribute_codes": None if self.attributes is None else self.attributes.to_json()}
         (directory / "vrq.json").write_text(json.dumps(meta, indent=2) + "\n")
         table = pa.table({"item_id": pa.array(self.sids.item_ids, pa.int64()),
                           "sid": pa.array(self.sids.sids.tolist(), pa.list_(pa.int64()))})
@@ -54,7 +72,8 @@ class VRQArtifact:
         for name in ("vrq.json", "codebooks.npz", "sids.parquet", "trie.npz"):
             if not (directory / name).exists():
                 raise FileNotFoundError(f"VRQ artifact is missing {directory / name}")
-        cfg = json.loads((directory / "vrq.json").read_text())["config"]
+        meta = json.loads((directory / "vrq.json").read_text())
+        cfg = meta["config"]
         cfg["codebook_sizes"] = tuple(cfg["codebook_sizes"])
         quantizer = VisionAlignedRQ.load(directory, VRQConfig(**cfg))
         table = pq.read_table(directory / "sids.parquet")
@@ -62,7 +81,9 @@ class VRQArtifact:
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         sem = SemanticIds(table.column("item_id").to_numpy(), np.array(table.column("sid").to_pylist(), dtype=np.int64),
                           float(report.get("vrq", {}).get("collision_rate", 0.0)))
-        return cls(quantizer, sem, SidTrie.load(directory / "trie.npz"), report)
+        attrs = meta.get("attribute_codes")
+        return cls(quantizer, sem, SidTrie.load(directory / "trie.npz"), report,
+                   None if attrs is None else AttributeCodes.from_json(attrs))
 
 
 def _quality(name: str, codes: np.ndarray, encode, reconstruction: np.ndarray, feats: CatalogueFeatures,
@@ -90,11 +111,13 @@ def _rq_vae_quality(feats: CatalogueFeatures, sizes: tuple[int, ...], seed: int,
 
 
 def fit_vrq(feats: CatalogueFeatures, config: VRQConfig = VRQConfig(), compare_baselines: bool = True,
-            show_progress: bool = True) -> VRQArtifact:
+            show_progress: bool = True, attributes: ItemAttributes | None = None) -> VRQArtifact:
+    """`attributes` (rows in `feats.item_ids` order) feed `config.attribute_level`."""
     # Alignment sees shop views and train-split user photos; test photos stay held out for the report.
     align_emb = np.concatenate([feats.view_emb, feats.train_photo_emb])
     align_rows = np.concatenate([feats.view_item_row, feats.train_photo_item_row])
-    quantizer, codes = VisionAlignedRQ.fit(feats.item_emb, feats.item_category, align_emb, align_rows, config)
+    quantizer, codes = VisionAlignedRQ.fit(feats.item_emb, feats.item_category, align_emb, align_rows, config,
+                                               attributes)
     sizes = config.codebook_sizes
     rows = [_quality("vrq", codes, lambda x: quantizer.encode(x)[0], quantizer.reconstruct(codes), feats, sizes)]
     if compare_baselines:
@@ -108,4 +131,8 @@ def fit_vrq(feats: CatalogueFeatures, config: VRQConfig = VRQConfig(), compare_b
     report["vrq"]["unique_sids"] = bool(len(np.unique(sem.sids, axis=0)) == len(sem.sids))
     report["vrq"]["sid_length"] = sem.depth
     report["table"] = quality_table(rows)
-    return VRQArtifact(quantizer, sem, trie, report)
+    codes_meaning = None
+    if config.attribute_level is not None:
+        brand, band = attributes.code_table(sizes[config.attribute_level])
+        codes_meaning = AttributeCodes(config.attribute_level, brand, band)
+    return VRQArtifact(quantizer, sem, trie, report, codes_meaning)

@@ -23,7 +23,7 @@ from onevision.world.render import decode_image
 STABLE_KEYS = [
     "model", "n_queries", "recall@1", "recall@10", "recall@50", "ndcg@1", "ndcg@10", "ndcg@50", "mrr@1", "mrr@10",
     "mrr@50", "hitrate@1", "hitrate@10", "hitrate@50", "ctr_proxy@10", "cvr_proxy@10", "orders_proxy@10",
-    "latency_ms_p50", "latency_ms_p95",
+    "ctr_proxy_without_users@10", "personalisation_lift@10", "slate_preference@10", "latency_ms_p50", "latency_ms_p95",
 ]
 
 
@@ -98,15 +98,18 @@ def test_metrics_json_round_trips(random_result: EvaluationResult, tmp_path: Pat
 def test_results_do_not_depend_on_batch_size(world: World, oracle_result: EvaluationResult) -> None:
     other = evaluate(OracleRetriever(world), world, batch_size=7, latency_samples=0, progress=False)
     drop = ("latency_ms_p50", "latency_ms_p95")
-    assert {k: v for k, v in other.metrics.items() if k not in drop} == {
-        k: v for k, v in oracle_result.metrics.items() if k not in drop
+    # to_json: undefined metrics (NaN, e.g. the slate preference of lists with one item) become None
+    assert {k: v for k, v in other.to_json().items() if k not in drop} == {
+        k: v for k, v in oracle_result.to_json().items() if k not in drop
     }
 
 
 def test_batches_cover_every_query_then_batch1_latency_sample(world: World) -> None:
     rec = RecordingRetriever()
     result = evaluate(rec, world, batch_size=32, max_queries=70, latency_samples=5, progress=False)
-    assert [c[0] for c in rec.calls] == [32, 32, 6, 1, 1, 1, 1, 1]
+    # all queries with users, all again without (the personalisation lift), then the batch-1 latency sample
+    assert [c[0] for c in rec.calls] == [32, 32, 6, 32, 32, 6, 1, 1, 1, 1, 1]
+    assert [c[1] is None for c in rec.calls[:6]] == [False] * 3 + [True] * 3
     assert all(c[2] == 50 for c in rec.calls)
     assert result.n_queries == 70 and result.latency_source == "batch-1 sample of 5 queries"
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -123,3 +124,36 @@ def test_single_token_level_is_skipped_without_changing_results() -> None:
     assert (result.item_ids == items).all()
     np.testing.assert_allclose(result.scores, scores, atol=1e-4)
     assert result.decoder_rows == 3 * (1 + 4)  # levels 0 and 1 only
+
+
+def _with_affinity(seed: int = 0, batch: int = 6) -> tuple[SidGenerator, GeneratorInput, SidTrie]:
+    """A model whose level 1 is an attribute level scored by user affinities (non-zero weights)."""
+    model, inp, trie = _setup(seed=seed, batch=batch)
+    cfg = dataclasses.replace(model.config, attribute_level=1, affinity_features=2)
+    scored = SidGenerator(cfg).eval()
+    scored.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        scored.affinity_scorer.weight.copy_(torch.tensor([[2.0, 1.0]]))
+    inp.attribute_affinity = torch.randn(batch, trie.vocab_sizes[1], 2)
+    return scored, inp, trie
+
+
+def test_full_width_beam_search_equals_exhaustive_scoring_with_the_user_term() -> None:
+    model, inp, trie = _with_affinity()
+    n = len(_all_sids(trie))
+    result = beam_search(model, inp, trie, beam_width=n, top_k=10)
+    items, scores = _exhaustive(model, inp, trie, 10)
+    np.testing.assert_allclose(result.scores, scores, atol=1e-4)
+    assert (result.item_ids == items).all()
+
+
+def test_the_user_term_lifts_items_of_the_codes_a_user_likes() -> None:
+    model, inp, trie = _with_affinity(batch=1)
+    n = len(_all_sids(trie))
+    liked = 2
+    neutral = beam_search(model, inp.select(torch.tensor([0])), trie, n, 10)
+    inp.attribute_affinity = torch.zeros_like(inp.attribute_affinity)
+    inp.attribute_affinity[:, liked] = 3.0  # this user's affinity for attribute code 2
+    fan = beam_search(model, inp, trie, n, 10)
+    share = lambda r: float((r.sids[0, :, 1] == liked).mean())  # noqa: E731
+    assert share(fan) > share(neutral) and share(fan) >= 0.5

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onevision.vision.features import CatalogueFeatures
-from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig, category_code_mask
+from onevision.vrq.aligned import ItemAttributes, VisionAlignedRQ, VRQConfig, category_code_mask
 from onevision.vrq.fit import VRQArtifact, fit_vrq
 from onevision.vrq.kmeans import ResidualKMeans
 from onevision.vrq.report import prefix_consistency
@@ -88,3 +88,44 @@ def test_rq_kmeans_reconstructs_better_with_more_levels(features: CatalogueFeatu
     three = ResidualKMeans((16, 8, 8)).fit(features.item_emb).encode(features.item_emb)[1]
     err = lambda r: float(((r - features.item_emb) ** 2).sum(1).mean())  # noqa: E731
     assert err(three) < err(one)
+
+
+def _attributes(features: CatalogueFeatures, world_dir: Path) -> ItemAttributes:
+    from onevision.world import load_world
+
+    world = load_world(world_dir)
+    items = world.items.set_index("item_id").loc[features.item_ids]
+    return ItemAttributes(items["brand"].to_numpy(), items["price_band"].to_numpy(), world.config.brands,
+                          world.config.price_bands)
+
+
+def test_attribute_level_codes_brand_and_price_band(features: CatalogueFeatures, tiny_world_dir: Path) -> None:
+    attrs = _attributes(features, tiny_world_dir)
+    art = fit_vrq(features, VRQConfig(codebook_sizes=(16, 40, 8), attribute_level=1, refine_steps=20),
+                  compare_baselines=False, show_progress=False, attributes=attrs)
+    assert (art.sids.sids[:, 1] == attrs.brand * attrs.n_price_bands + attrs.price_band).all()
+    # the code table says what every code means, so the generator can score user affinities on it
+    codes = art.attributes
+    assert codes is not None and codes.level == 1
+    assert (codes.brand[art.sids.sids[:, 1]] == attrs.brand).all()
+    assert (codes.price_band[art.sids.sids[:, 1]] == attrs.price_band).all()
+    assert len(np.unique(art.sids.sids, axis=0)) == len(art.sids.sids)  # still one SID per item
+
+
+def test_attribute_level_survives_save_and_load(features: CatalogueFeatures, tiny_world_dir: Path, tmp_path: Path) -> None:
+    art = fit_vrq(features, VRQConfig(codebook_sizes=(16, 40, 8), attribute_level=1, refine_steps=20),
+                  compare_baselines=False, show_progress=False, attributes=_attributes(features, tiny_world_dir))
+    loaded = VRQArtifact.load(art.save(tmp_path))
+    assert loaded.attributes is not None
+    assert (loaded.attributes.brand == art.attributes.brand).all() and loaded.attributes.level == 1
+
+
+def test_attribute_level_refuses_attributes_that_do_not_fit(features: CatalogueFeatures, tiny_world_dir: Path) -> None:
+    with pytest.raises(ValueError, match="do not fit the attribute level's 8 codes"):
+        fit_vrq(features, VRQConfig(codebook_sizes=(16, 8, 8), attribute_level=1, refine_steps=5),
+                compare_baselines=False, show_progress=False, attributes=_attributes(features, tiny_world_dir))
+    with pytest.raises(ValueError, match="needs the attributes"):
+        fit_vrq(features, VRQConfig(codebook_sizes=(16, 40, 8), attribute_level=1, refine_steps=5),
+                compare_baselines=False, show_progress=False)
+    with pytest.raises(ValueError, match="attribute_level must be a level"):
+        VRQConfig(attribute_level=0)
