@@ -97,7 +97,7 @@ def render_run(run: LocalRunResult, console: Console) -> RunSummary:
         for col in ("metric", "cascade", "generator", "ratio", "threshold", "status"):
             parity.add_column(col, justify="left" if col in ("metric", "status") else "right")
         for r in summary.parity:
-            status = "[green]pass[/]" if r.status == "pass" else f"[red]{r.status}[/]"
+            status = {"pass": "[green]pass[/]", "not gated": "[dim]not gated[/]"}.get(r.status, f"[red]{r.status}[/]")
             parity.add_row(r.metric, _num(r.cascade), _num(r.generator), _num(r.ratio), _num(r.threshold), status)
         console.print(parity)
     if summary.gate_passed is not None:

@@ -65,10 +65,11 @@ class RunSummary:
         parity = _optional(run, GATE, "parity")
         if parity is not None and (parity / "parity.json").exists():
             from onevision.evaluation import load_parity
+            from onevision.evaluation.parity import HEADLINE_REPORTED
 
             verdict = load_parity(parity)
             fields["parity"] = [ParityRow(c.metric, c.cascade, c.generator, c.ratio, c.threshold, c.status)
-                                for c in verdict.checks() if c.gated]
+                                for c in verdict.checks() if c.gated or c.metric in HEADLINE_REPORTED]
             fields["gate_passed"], fields["gate_reasons"] = verdict.passed, list(verdict.reasons)
             fields["parity_report"] = parity / "parity.md"
         archive = _optional(run, ARCHIVE, "model_store")

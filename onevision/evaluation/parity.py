@@ -15,6 +15,8 @@ PARITY_JSON = "parity.json"
 PARITY_MD = "parity.md"
 PARITY_HTML = "parity.html"
 DEFAULT_GATED: tuple[str, ...] = ("recall@10", "ndcg@10", "ctr_proxy@10", "cvr_proxy@10")
+# Shown beside the gated metrics in run summaries (not gated): conversion and what personalisation adds.
+HEADLINE_REPORTED: tuple[str, ...] = ("orders_proxy@10", "hitrate@1", "personalisation_lift@10", "slate_preference@10")
 # metrics.json stores 6 decimals; a difference below this is rounding noise, not a shortfall.
 TOLERANCE = 1e-9
 

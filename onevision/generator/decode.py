@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from onevision.generator.incremental import IncrementalDecoder
 from onevision.generator.model import GeneratorInput, SidGenerator
 from onevision.vrq.sid import SidTrie
 
@@ -61,6 +62,7 @@ def beam_search(
     b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
     memory = model.encode(batch, pruning.keep_tokens)
     bias = model.level_bias(batch)
+    decoder = IncrementalDecoder(model, memory)
     encoder_tokens = memory.shape[0] * memory.shape[1]
     depth = trie.depth
     # Alive rows: (query index, trie node, prefix tokens, score)
@@ -74,7 +76,7 @@ def beam_search(
             logp = torch.zeros(len(query), 1)
         else:
             decoder_rows += len(query)
-            logp = torch.log_softmax(model.decode_step(memory[query], prefix), -1)
+            logp = torch.log_softmax(decoder.step(prefix, query), -1)
         if bias is not None and level == model.config.attribute_level:  # the product of experts' user term
             logp = logp + bias[query]
         allowed = torch.from_numpy(trie.allowed_mask(level, node))
@@ -108,6 +110,7 @@ def beam_search(
         row_of[query, slot] = torch.arange(len(query))
         src = row_of[q_idx, src_row_slot]
         node = trie.step(level, node[src.numpy()], token.numpy())
+        decoder.reorder(src)
         prefix = torch.cat([prefix[src], token[:, None]], 1)
         score = top_scores[q_idx, j]
         query = q_idx
