@@ -67,7 +67,7 @@ def beam_search(
     depth = trie.depth
     # Alive rows: (query index, trie node, prefix tokens, score)
     query = torch.arange(b)
-    node = np.zeros(b, dtype=np.int64)
+    node = torch.zeros(b, dtype=torch.long)
     prefix = torch.zeros(b, 0, dtype=torch.long)
     score = torch.zeros(b)
     decoder_rows = 0
@@ -79,8 +79,8 @@ def beam_search(
             logp = torch.log_softmax(decoder.step(prefix, query), -1)
         if bias is not None and level == model.config.attribute_level:  # the product of experts' user term
             logp = logp + bias[query]
-        allowed = torch.from_numpy(trie.allowed_mask(level, node))
-        cand = torch.where(allowed, score[:, None] + logp, torch.tensor(-math.inf))
+        children = trie.next_nodes(level, node)  # (rows, V) next trie node per token, -1: invalid
+        cand = (score[:, None] + logp).masked_fill(children < 0, -math.inf)
         width = beam_width if level < depth - 1 else max(top_k, 1)
         width = max(width, top_k)
         # Gather each query's candidates into one row of (rows_of_query × V) and take its top `width`.
@@ -109,7 +109,7 @@ def beam_search(
         row_of = torch.full((b, max_rows), -1, dtype=torch.long)
         row_of[query, slot] = torch.arange(len(query))
         src = row_of[q_idx, src_row_slot]
-        node = trie.step(level, node[src.numpy()], token.numpy())
+        node = children[src, token]
         decoder.reorder(src)
         prefix = torch.cat([prefix[src], token[:, None]], 1)
         score = top_scores[q_idx, j]
@@ -121,7 +121,7 @@ def beam_search(
     counts = torch.bincount(query, minlength=b)
     slot = (torch.arange(len(query)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)).numpy()
     qn = query.numpy()
-    out_items[qn, slot] = trie.leaf_item[node]
+    out_items[qn, slot] = trie.leaf_item[node.numpy()]
     out_sids[qn, slot] = prefix.numpy()
     out_scores[qn, slot] = score.numpy()
     return DecodeResult(out_items, out_sids, out_scores, decoder_rows, encoder_tokens)

@@ -9,6 +9,8 @@ never change once computed). Beams that survive a step carry their parent's cach
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
@@ -25,20 +27,50 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(n, t, h * dh)
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One decoder layer's weights as plain tensors: calling F.* on them skips nn.Module dispatch, which
+    costs more than the arithmetic at these sizes."""
+
+    norm: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # norm1..3 (weight, bias)
+    self_in: tuple[torch.Tensor, torch.Tensor]
+    self_out: tuple[torch.Tensor, torch.Tensor]
+    cross_q: tuple[torch.Tensor, torch.Tensor]
+    cross_out: tuple[torch.Tensor, torch.Tensor]
+    ff1: tuple[torch.Tensor, torch.Tensor]
+    ff2: tuple[torch.Tensor, torch.Tensor]
+    activation: object
+    eps: float
+
+
+def _layer(layer: torch.nn.TransformerDecoderLayer, d: int) -> _Layer:
+    sa, ca = layer.self_attn, layer.multihead_attn
+    return _Layer(
+        tuple((n.weight, n.bias) for n in (layer.norm1, layer.norm2, layer.norm3)),
+        (sa.in_proj_weight, sa.in_proj_bias), (sa.out_proj.weight, sa.out_proj.bias),
+        (ca.in_proj_weight[:d], ca.in_proj_bias[:d]), (ca.out_proj.weight, ca.out_proj.bias),
+        (layer.linear1.weight, layer.linear1.bias), (layer.linear2.weight, layer.linear2.bias),
+        layer.activation, layer.norm1.eps,
+    )
+
+
 class IncrementalDecoder:
     def __init__(self, model: SidGenerator, memory: torch.Tensor):
         """memory: (B, S, d), one row per query (`SidGenerator.encode`)."""
         self.model = model
         self.heads = model.config.heads
-        d = model.config.d_model
-        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for layer in model.decoder.layers:
-            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
-            k = F.linear(memory, w[d : 2 * d], b[d : 2 * d])
-            v = F.linear(memory, w[2 * d :], b[2 * d :])
-            self.cross.append((_heads(k, self.heads), _heads(v, self.heads)))
-        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.cross)
+        d = self.d = model.config.d_model
+        layers = list(model.decoder.layers)
+        self.layers = [_layer(layer, d) for layer in layers]
+        # every layer's cross-attention keys and values in one matmul: (B, S, layers x 2d)
+        w = torch.cat([layer.multihead_attn.in_proj_weight[d:] for layer in layers])
+        b = torch.cat([layer.multihead_attn.in_proj_bias[d:] for layer in layers])
+        kv = F.linear(memory, w, b).split(d, -1)
+        self.cross = [(_heads(kv[2 * i], self.heads), _heads(kv[2 * i + 1], self.heads)) for i in range(len(layers))]
+        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
         self.cached = 0  # positions held in the cache
+        self.bos = model.bos[:, 0] + model.level_embedding[:, 0]
+        self.final_norm = (model.norm.weight, model.norm.bias, model.norm.eps)
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep the caches of `rows` (the surviving beams' parents), in that order."""
@@ -49,34 +81,36 @@ class IncrementalDecoder:
         m = self.model
         parts = []
         for pos in range(start, prefix.shape[1] + 1):
-            tok = m.bos[:, 0].expand(prefix.shape[0], -1) if pos == 0 else m.sid_embeddings[pos - 1](prefix[:, pos - 1])
-            parts.append(tok + m.level_embedding[:, pos])
+            if pos == 0:
+                parts.append(self.bos.expand(prefix.shape[0], -1))
+            else:
+                parts.append(F.embedding(prefix[:, pos - 1], m.sid_embeddings[pos - 1].weight) + m.level_embedding[:, pos])
         return torch.stack(parts, 1)
 
     def step(self, prefix: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """Logits of the next token for rows with `prefix` (N, t) of queries `query` (N,): (N, V_t), equal to
         `model.decode_step(memory[query], prefix)`. Positions not yet cached (usually one) are computed."""
-        m = self.model
         x = self._inputs(prefix, self.cached)  # (N, n_new, d)
         n_new, total = x.shape[1], prefix.shape[1] + 1
         # new position i (absolute cached + i) sees every absolute position <= its own
-        causal = torch.ones(n_new, total, dtype=torch.bool).tril(self.cached)
-        d = m.config.d_model
-        for i, layer in enumerate(m.decoder.layers):
-            sa = layer.self_attn
-            q, k, v = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias).split(d, -1)
-            k, v = _heads(k, self.heads), _heads(v, self.heads)
+        causal = None if n_new == 1 else torch.ones(n_new, total, dtype=torch.bool).tril(self.cached)
+        d, h = self.d, self.heads
+        for i, w in enumerate(self.layers):
+            (n1w, n1b), (n2w, n2b), (n3w, n3b) = w.norm
+            q, k, v = F.linear(F.layer_norm(x, (d,), n1w, n1b, w.eps), *w.self_in).split(d, -1)
+            k, v = _heads(k, h), _heads(v, h)
             if self.cache[i] is not None:
                 k = torch.cat([self.cache[i][0], k], 2)
                 v = torch.cat([self.cache[i][1], v], 2)
             self.cache[i] = (k, v)
-            a = F.scaled_dot_product_attention(_heads(q, self.heads), k, v, attn_mask=causal)
-            x = x + sa.out_proj(_merge(a))
-            ca = layer.multihead_attn
-            q = F.linear(layer.norm2(x), ca.in_proj_weight[:d], ca.in_proj_bias[:d])
+            a = F.scaled_dot_product_attention(_heads(q, h), k, v, attn_mask=causal)
+            x = x + F.linear(_merge(a), *w.self_out)
+            q = F.linear(F.layer_norm(x, (d,), n2w, n2b, w.eps), *w.cross_q)
             ck, cv = self.cross[i]
-            a = F.scaled_dot_product_attention(_heads(q, self.heads), ck[query], cv[query])
-            x = x + ca.out_proj(_merge(a))
-            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+            a = F.scaled_dot_product_attention(_heads(q, h), ck[query], cv[query])
+            x = x + F.linear(_merge(a), *w.cross_out)
+            x = x + F.linear(w.activation(F.linear(F.layer_norm(x, (d,), n3w, n3b, w.eps), *w.ff1)), *w.ff2)
         self.cached = total
-        return m.heads[prefix.shape[1]](m.norm(x[:, -1]))
+        nw, nb, eps = self.final_norm
+        head = self.model.heads[prefix.shape[1]]
+        return F.linear(F.layer_norm(x[:, -1], (d,), nw, nb, eps), head.weight, head.bias)

@@ -1,6 +1,7 @@
 """The generator as a Retriever: photo (+ user) → top-K items by trie-constrained, pruned beam search."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,36 @@ from onevision.vision.encoder import ImageEncoder, to_pixels
 from onevision.vrq.fit import VRQArtifact
 
 
+class UserContextCache:
+    """Per-user decoder inputs (profile, history SIDs, attribute affinities), computed once per user: the
+    feature table a retriever serves from is fixed, and building a user's inputs costs more than decoding
+    one level. Least recently used users leave first."""
+
+    def __init__(self, users: UserFeatureTable, vrq: VRQArtifact, history_len: int, with_affinity: bool,
+                 max_users: int = 100_000):
+        self.users, self.vrq, self.history_len, self.with_affinity = users, vrq, history_len, with_affinity
+        self.max_users = max_users
+        self._rows: OrderedDict[int, UserContext] = OrderedDict()
+
+    def __call__(self, user_ids: np.ndarray) -> UserContext:
+        missing = [int(u) for u in dict.fromkeys(user_ids.tolist()) if int(u) not in self._rows]
+        if missing:
+            built = UserContext.build(self.users, self.vrq, np.asarray(missing, np.int64), self.history_len,
+                                      with_affinity=self.with_affinity)
+            for i, u in enumerate(missing):
+                self._rows[u] = UserContext(built.features[i], built.user_ids[i], built.history_sids[i],
+                                            None if built.attribute_affinity is None else built.attribute_affinity[i])
+        rows = []
+        for u in user_ids.tolist():
+            self._rows.move_to_end(int(u))
+            rows.append(self._rows[int(u)])
+        while len(self._rows) > self.max_users:
+            self._rows.popitem(last=False)
+        stack = lambda name: torch.stack([getattr(r, name) for r in rows])  # noqa: E731
+        return UserContext(stack("features"), stack("user_ids"), stack("history_sids"),
+                           stack("attribute_affinity") if self.with_affinity else None)
+
+
 @dataclass
 class GeneratorRetriever:
     encoder: ImageEncoder
@@ -25,6 +56,11 @@ class GeneratorRetriever:
     beam_width: int = 20
     pruning: PruningConfig = field(default_factory=PruningConfig)
     name: str = "generator"
+
+    def __post_init__(self) -> None:
+        cfg = self.generator.config
+        self._contexts = None if self.users is None else UserContextCache(
+            self.users, self.vrq, cfg.history_len, cfg.affinity_features > 0)
 
     @property
     def personalised(self) -> bool:
@@ -42,9 +78,7 @@ class GeneratorRetriever:
             parts.append((np.flatnonzero(~known), self._search(bank, np.flatnonzero(~known), None, k)))
         if known.any():
             rows = np.flatnonzero(known)
-            cfg = self.generator.config
-            ctx = UserContext.build(self.users, self.vrq, user_ids[rows], cfg.history_len,
-                                    with_affinity=cfg.affinity_features > 0)
+            ctx = self._contexts(user_ids[rows])
             parts.append((rows, self._search(bank, rows, ctx, k)))
         return _merge(parts, len(images), k, self.vrq.trie.depth)
 

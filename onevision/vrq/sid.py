@@ -3,6 +3,10 @@
 The trie is stored flat, level by level (CSR): node n at depth t has children
 `child_token[t][start[t][n]:start[t][n+1]]` leading to nodes `child_node[t][...]` at depth t+1. A batch of
 beams (node ids) turns into a dense mask of allowed next tokens with one scatter, no Python loop per beam.
+
+For decoding, `transitions(t)` is the level as one dense table (n_nodes_t, V_t) of child node ids (-1: not
+a valid continuation), built once per level and kept, while it fits `DENSE_LIMIT` cells: a beam step is then
+one gather for the mask and one for the next nodes. Deeper, larger levels stay CSR (`allowed_mask`/`step`).
 """
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+
+DENSE_LIMIT = 1 << 25  # cells of a dense transition table (int64: 256 MiB at the limit)
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,39 @@ class SidTrie:
     child_node: list[np.ndarray]  # per depth t: node ids (at depth t + 1) of those children
     leaf_item: np.ndarray  # item id of every leaf node
 
+    def __post_init__(self) -> None:
+        self._dense: dict[int, torch.Tensor | None] = {}
+
     @property
     def depth(self) -> int:
         return len(self.vocab_sizes)
+
+    def transitions(self, depth: int) -> torch.Tensor | None:
+        """Dense (n_nodes, V) child node ids of a level (-1 where the token is invalid), or None when the
+        level is larger than `DENSE_LIMIT` cells."""
+        if depth not in self._dense:
+            n_nodes, v = len(self.start[depth]) - 1, self.vocab_sizes[depth]
+            table = None
+            if n_nodes * v <= DENSE_LIMIT:
+                counts = np.diff(self.start[depth])
+                parents = np.repeat(np.arange(n_nodes), counts)
+                dense = np.full((n_nodes, v), -1, np.int64)
+                dense[parents, self.child_token[depth]] = self.child_node[depth]
+                table = torch.from_numpy(dense)
+            self._dense[depth] = table
+        return self._dense[depth]
+
+    def next_nodes(self, depth: int, nodes: torch.Tensor) -> torch.Tensor:
+        """(len(nodes), V) child node ids of each prefix's every next token; -1 where invalid."""
+        table = self.transitions(depth)
+        if table is not None:
+            return table[nodes]
+        n = nodes.numpy()
+        out = np.full((len(n), self.vocab_sizes[depth]), -1, np.int64)
+        mask = self.allowed_mask(depth, n)
+        rows, toks = np.nonzero(mask)
+        out[rows, toks] = self.step(depth, n[rows], toks)
+        return torch.from_numpy(out)
 
     @classmethod
     def build(cls, sem: SemanticIds, vocab_sizes: tuple[int, ...]) -> "SidTrie":
