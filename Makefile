@@ -27,7 +27,9 @@ compile: $(STAMP)
 	$(BIN)/onevision pipeline compile
 
 bench: $(STAMP)
-	$(BIN)/python bench/generator_vs_cascade.py
+	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[test,bench]'
+	$(BIN)/python bench/generator_vs_cascade.py --world $(RUN_DIR)/world \
+	    --generator-bundle $(RUN_DIR)/bundles/generator --cascade-bundle $(RUN_DIR)/bundles/cascade --plot docs/img/pruning.svg
 
 clean:
 	rm -rf runs .pytest_cache

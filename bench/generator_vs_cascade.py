@@ -1,11 +1,15 @@
 """Benchmark: generator (full beam search and dynamic pruning settings) vs the cascade, in one run.
 
-Prints, for each setting, recall@10 on test queries, the generator's FLOPs per query (transformer prefill +
-decoding, counted with torch's FlopCounterMode), and latency per query at batch 1 and batch 32 — with
-ratios against the unpruned generator and against the cascade measured in the same process.
+For each setting: recall@10 and the CTR proxy@10 on test queries (with users), the generator's FLOPs per
+query (transformer prefill + decoding, counted with torch's FlopCounterMode) and the FLOP floor they imply on
+this machine (FLOPs ÷ the measured single-thread GFLOP/s of a plain matmul), the decode time alone (everything
+after the shared image encoder) at batch 1, and end-to-end latency per query at batch 1 and batch 32 for each
+thread count — with ratios against the unpruned generator and against the cascade measured in the same
+process. `--plot` writes the cost/quality plot (SVG) of every setting.
 
     python bench/generator_vs_cascade.py --world runs/local/world \
-        --generator-bundle runs/local/bundle_generator --cascade-bundle runs/local/bundle_cascade
+        --generator-bundle runs/local/bundles/generator --cascade-bundle runs/local/bundles/cascade \
+        --plot docs/img/pruning.svg
 """
 from __future__ import annotations
 
@@ -13,15 +17,16 @@ import argparse
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from onevision.bundle import load_retriever
-from onevision.evaluation.metrics import recall_at_k
+from onevision.evaluation.metrics import ctr_proxy, recall_at_k
 from onevision.generator.data import encode_bank, make_input
-from onevision.generator.decode import PruningConfig, beam_search
+from onevision.generator.decode import SERVING_PRUNING, PruningConfig, beam_search
 from onevision.vision.encoder import to_pixels
 from onevision.vision.images import decode_images
 from onevision.world import load_world
@@ -34,35 +39,61 @@ class Setting:
     pruning: PruningConfig
 
 
+FULL = Setting("full beam 20", 20, PruningConfig())
 SETTINGS = (
-    Setting("full beam 20", 20, PruningConfig()),
+    FULL,
     Setting("tokens 12/16", 20, PruningConfig(keep_tokens=12)),
-    Setting("tokens 8/16", 20, PruningConfig(keep_tokens=8)),
-    Setting("beam margin 8", 20, PruningConfig(beam_margin=8.0)),
+    Setting("token mass 0.9 (adaptive)", 20, PruningConfig(token_mass=0.9)),
+    Setting("beam margin 6", 20, PruningConfig(beam_margin=6.0)),
     Setting("beam conf 0.99", 20, PruningConfig(confidence_mass=0.99, min_width=10)),
-    Setting("margin 6 + conf 0.99", 20, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
-    Setting("tokens 12 + margin 6 + conf 0.99", 20, PruningConfig(keep_tokens=12, beam_margin=6.0, confidence_mass=0.99, min_width=10)),
-    Setting("tokens 8 + margin 4 + conf 0.95", 20, PruningConfig(keep_tokens=8, beam_margin=4.0, confidence_mass=0.95, min_width=10)),
+    Setting("served: margin 6 + conf 0.99", 20, SERVING_PRUNING),
+    Setting("served + token mass 0.9", 20, PruningConfig(token_mass=0.9, beam_margin=6.0, confidence_mass=0.99,
+                                                         min_width=10)),
+    Setting("beam 10 + margin 4 + conf 0.95", 10, PruningConfig(beam_margin=4.0, confidence_mass=0.95, min_width=10)),
 )
 
 
-def latency_ms(fn, images: np.ndarray, users: np.ndarray, batch: int, repeats: int) -> float:
-    """Median over repeats of the mean time per query, processing `images` in batches of `batch`."""
+def latency_ms(fn, n: int, batch: int, repeats: int) -> float:
+    """Median over repeats of the mean time per query, calling fn(start, stop) on batches of `batch`."""
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for s in range(0, len(images), batch):
-            fn(images[s : s + batch], users[s : s + batch])
-        runs.append((time.perf_counter() - start) / len(images) * 1000)
+        for s in range(0, n, batch):
+            fn(s, min(s + batch, n))
+        runs.append((time.perf_counter() - start) / n * 1000)
     return float(np.median(runs))
 
 
-def generator_flops(retriever, images: np.ndarray, setting: Setting) -> float:
-    bank = encode_bank(retriever.encoder, to_pixels(images))
-    inp = make_input(bank, np.arange(len(images)))
-    with FlopCounterMode(display=False) as counter:
-        beam_search(retriever.generator, inp, retriever.vrq.trie, setting.beam_width, 10, setting.pruning)
-    return counter.get_total_flops() / len(images)
+def matmul_gflops(size: int = 384, repeats: int = 30) -> float:
+    """Single-thread fp32 GFLOP/s of a plain square matmul (the machine's arithmetic rate at these sizes)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def plot(rows: list[dict], cascade: dict, threads: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for r in rows:
+        ax.scatter(r["b1"][threads], r["recall"], s=30)
+        ax.annotate(r["name"], (r["b1"][threads], r["recall"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.scatter(cascade["b1"][threads], cascade["recall"], marker="s", color="black", s=40)
+    ax.annotate("cascade", (cascade["b1"][threads], cascade["recall"]), fontsize=8, xytext=(4, -10),
+                textcoords="offset points")
+    ax.set_xlabel(f"end-to-end ms per query, batch 1, {threads} thread(s)")
+    ax.set_ylabel("recall@10 (test)")
+    ax.set_title("Dynamic pruning: cost vs quality (generator settings and the cascade)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
 
 
 def main() -> None:
@@ -70,12 +101,12 @@ def main() -> None:
     parser.add_argument("--world", required=True)
     parser.add_argument("--generator-bundle", required=True)
     parser.add_argument("--cascade-bundle", required=True)
-    parser.add_argument("--queries", type=int, default=400, help="test queries for quality")
+    parser.add_argument("--queries", type=int, default=800, help="test queries for quality")
     parser.add_argument("--latency-queries", type=int, default=64, help="queries timed per setting")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one request per core)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to time")
+    parser.add_argument("--plot", type=Path, default=None, help="write the cost/quality plot (SVG or PNG)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     world = load_world(args.world)
     q = world.queries_of("test").iloc[: args.queries]
@@ -84,31 +115,80 @@ def main() -> None:
     targets = q["target_item_id"].to_numpy()
     generator = load_retriever(args.generator_bundle)
     cascade = load_retriever(args.cascade_bundle)
-    lat_images, lat_users = images[: args.latency_queries], users[: args.latency_queries]
+    n_lat = min(args.latency_queries, len(q))
+    torch.set_num_threads(1)
+    gflops = matmul_gflops()
+
+    def quality(retriever) -> tuple[float, float]:
+        top = retriever.retrieve(images, users, 10).item_ids
+        probs = world.behaviour.probabilities(users, targets, top)
+        return recall_at_k(top, targets, 10), ctr_proxy(probs, top, 10)
+
+    def timings(retriever) -> dict:
+        out = {}
+        for t in args.threads:
+            torch.set_num_threads(t)
+            call = lambda s, e: retriever.retrieve(images[s:e], users[s:e], 10)  # noqa: E731
+            out[t] = (latency_ms(call, n_lat, 1, args.repeats), latency_ms(call, n_lat, 32, args.repeats))
+        torch.set_num_threads(1)
+        return out
+
+    cas_recall, cas_ctr = quality(cascade)
+    cas_times = timings(cascade)
+    cas = {"recall": cas_recall, "ctr": cas_ctr, "b1": {t: v[0] for t, v in cas_times.items()},
+           "b32": {t: v[1] for t, v in cas_times.items()}}
+
+    # the generator's own part (after the shared CNN): inputs prepared once, beam search timed alone
+    bank = encode_bank(generator.encoder, to_pixels(images[:n_lat]))
+    contexts = [generator.user_context(users[i : i + 1]) if generator.personalised else None for i in range(n_lat)]
+    inputs = [make_input(bank, [i], contexts[i]) for i in range(n_lat)]
 
     rows = []
-    cas_recall = recall_at_k(cascade.retrieve(images, users, 10).item_ids, targets, 10)
-    cas_b1 = latency_ms(lambda i, u: cascade.retrieve(i, u, 10), lat_images, lat_users, 1, args.repeats)
-    cas_b32 = latency_ms(lambda i, u: cascade.retrieve(i, u, 10), lat_images, lat_users, 32, args.repeats)
-    rows.append(("cascade", cas_recall, math.nan, cas_b1, cas_b32))
     for setting in SETTINGS:
         generator.beam_width, generator.pruning = setting.beam_width, setting.pruning
-        recall = recall_at_k(generator.retrieve(images, users, 10).item_ids, targets, 10)
-        flops = generator_flops(generator, images[:64], setting)
-        b1 = latency_ms(lambda i, u: generator.retrieve(i, u, 10), lat_images, lat_users, 1, args.repeats)
-        b32 = latency_ms(lambda i, u: generator.retrieve(i, u, 10), lat_images, lat_users, 32, args.repeats)
-        rows.append((f"generator: {setting.name}", recall, flops, b1, b32))
+        recall, ctr = quality(generator)
+        with FlopCounterMode(display=False) as counter:
+            for inp in inputs[:16]:
+                beam_search(generator.generator, inp, generator.vrq.trie, setting.beam_width, 10, setting.pruning)
+        flops = counter.get_total_flops() / 16
+        decode = latency_ms(lambda s, e: beam_search(generator.generator, inputs[s], generator.vrq.trie,
+                                                     setting.beam_width, 10, setting.pruning), n_lat, 1, args.repeats)
+        times = timings(generator)
+        rows.append({"name": setting.name, "recall": recall, "ctr": ctr, "flops": flops, "decode": decode,
+                     "b1": {t: v[0] for t, v in times.items()}, "b32": {t: v[1] for t, v in times.items()}})
 
-    full = rows[1]
-    print(f"{len(q)} test queries for quality, {len(lat_images)} timed, torch threads={args.threads}\n")
-    print("| setting | recall@10 | Δ recall (pts) vs full | gen. MFLOPs/query | FLOPs vs full | ms/query b=1 | "
-          "b=1 vs full | b=1 vs cascade | ms/query b=32 | b=32 vs cascade |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, recall, flops, b1, b32 in rows:
-        flops_cell = "—" if math.isnan(flops) else f"{flops / 1e6:.1f}"
-        ratio_flops = "—" if math.isnan(flops) else f"{flops / full[2]:.2f}"
-        print(f"| {name} | {recall:.3f} | {100 * (recall - full[1]):+.1f} | {flops_cell} | {ratio_flops} | {b1:.2f} | "
-              f"{b1 / full[3]:.2f} | {b1 / cas_b1:.2f} | {b32:.2f} | {b32 / cas_b32:.2f} |")
+    full = rows[0]
+    print(f"{len(q)} test queries for quality, {n_lat} timed, {args.repeats} repeats; "
+          f"plain matmul {gflops:.1f} GFLOP/s on one thread\n")
+    head = ["setting", "recall@10", "Δ recall (pts)", "CTR@10", "gen. MFLOPs/query", "FLOP floor ms", "decode ms b=1",
+            "decode / floor"]
+    for t in args.threads:
+        head += [f"ms b=1 ({t}t)", "b=1 vs full", "b=1 vs cascade", f"ms b=32 ({t}t)", "b=32 vs full", "b=32 vs cascade"]
+    print("| " + " | ".join(head) + " |")
+    print("|---" * len(head) + "|")
+    cells = ["cascade", f"{cas['recall']:.3f}", f"{100 * (cas['recall'] - full['recall']):+.1f}", f"{cas['ctr']:.4f}",
+             "—", "—", "—", "—"]
+    for t in args.threads:
+        cells += [f"{cas['b1'][t]:.2f}", f"{cas['b1'][t] / full['b1'][t]:.2f}", "1.00",
+                  f"{cas['b32'][t]:.2f}", f"{cas['b32'][t] / full['b32'][t]:.2f}", "1.00"]
+    print("| " + " | ".join(cells) + " |")
+    for r in rows:
+        floor = r["flops"] / (gflops * 1e9) * 1000
+        cells = [f"generator: {r['name']}", f"{r['recall']:.3f}", f"{100 * (r['recall'] - full['recall']):+.1f}",
+                 f"{r['ctr']:.4f}", f"{r['flops'] / 1e6:.1f}", f"{floor:.3f}", f"{r['decode']:.2f}",
+                 f"{r['decode'] / floor:.1f}"]
+        for t in args.threads:
+            cells += [f"{r['b1'][t]:.2f}", f"{r['b1'][t] / full['b1'][t]:.2f}", f"{r['b1'][t] / cas['b1'][t]:.2f}",
+                      f"{r['b32'][t]:.2f}", f"{r['b32'][t] / full['b32'][t]:.2f}", f"{r['b32'][t] / cas['b32'][t]:.2f}"]
+        print("| " + " | ".join(cells) + " |")
+    served = next(r for r in rows if r["name"].startswith("served:"))
+    for t in args.threads:
+        print(f"\nserved default, {t} thread(s): wall-clock gain over full beam {1 - served['b1'][t] / full['b1'][t]:+.0%} "
+              f"at batch 1, {1 - served['b32'][t] / full['b32'][t]:+.0%} at batch 32; recall@10 "
+              f"{100 * (served['recall'] - full['recall']):+.1f} pts")
+    if args.plot:
+        plot(rows, cas, args.threads[0], args.plot)
+        print(f"\nplot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ cumulative log-probabilities and keeps the best `width` continuations per query 
 
 Dynamic pruning, both kinds:
 - token pruning (`keep_tokens`): the encoder reads only the most important image tokens (prefill cost);
+  `token_mass` < 1 chooses the count per batch instead: the fewest tokens holding that share of the encoder's
+  pooling attention, for the query that needs the most;
 - beam pruning: a beam whose log-prob falls more than `beam_margin` below its query's best is dropped, and
   the width shrinks at deeper levels when the first beams hold `confidence_mass` of the probability.
 With `PruningConfig()` (no pruning) the search is exactly full beam search.
@@ -26,13 +28,15 @@ from onevision.vrq.sid import SidTrie
 @dataclass(frozen=True)
 class PruningConfig:
     keep_tokens: int | None = None  # image tokens kept before the encoder (None = all)
+    token_mass: float = 1.0  # < 1: keep the fewest tokens holding this share of the importance (adaptive)
     beam_margin: float = math.inf  # drop beams whose log-prob < best - margin
     confidence_mass: float = 1.0  # shrink width once the top beams hold this share of probability (< 1 enables)
-    min_width: int = 1  # never shrink below this (the final width is also at least top_k)
+    min_width: int = 1  # never shrink below this many beams, nor below top_k
 
     @property
     def enabled(self) -> bool:
-        return self.keep_tokens is not None or math.isfinite(self.beam_margin) or self.confidence_mass < 1.0
+        return (self.keep_tokens is not None or self.token_mass < 1.0 or math.isfinite(self.beam_margin)
+                or self.confidence_mass < 1.0)
 
 
 # The served default, from bench/generator_vs_cascade.py on the default world: 37% fewer generator FLOPs
@@ -50,6 +54,16 @@ class DecodeResult:
     stats: dict = field(default_factory=dict)
 
 
+def tokens_to_keep(importance: torch.Tensor, pruning: PruningConfig) -> int | None:
+    """How many image tokens the encoder reads: `keep_tokens`, or the fewest holding `token_mass` of every
+    query's importance (B, T) (None = all)."""
+    if pruning.token_mass >= 1.0:
+        return pruning.keep_tokens
+    ranked = importance.sort(dim=1, descending=True).values.cumsum(1)
+    needed = int(((ranked < pruning.token_mass * ranked[:, -1:]).sum(1) + 1).clamp(max=importance.shape[1]).max())
+    return needed if pruning.keep_tokens is None else min(needed, pruning.keep_tokens)
+
+
 @torch.inference_mode()
 def beam_search(
     model: SidGenerator,
@@ -60,7 +74,7 @@ def beam_search(
     pruning: PruningConfig = PruningConfig(),
 ) -> DecodeResult:
     b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
-    memory = model.encode(batch, pruning.keep_tokens)
+    memory = model.encode(batch, tokens_to_keep(batch.token_importance, pruning))
     bias = model.level_bias(batch)
     decoder = IncrementalDecoder(model, memory)
     encoder_tokens = memory.shape[0] * memory.shape[1]
@@ -84,31 +98,38 @@ def beam_search(
         width = beam_width if level < depth - 1 else max(top_k, 1)
         width = max(width, top_k)
         # Gather each query's candidates into one row of (rows_of_query × V) and take its top `width`.
-        rows_per_query = torch.bincount(query, minlength=b)
-        max_rows = int(rows_per_query.max())
+        # Alive rows are sorted by query (they come from nonzero() in row-major order), so a row's slot inside
+        # its query is its index minus the query's first row.
+        first = torch.searchsorted(query, torch.arange(b))  # (b,) first row of each query
+        slot = torch.arange(len(query)) - first[query]
+        max_rows = int(slot.max()) + 1
         v = cand.shape[1]
-        slot = torch.arange(len(query)) - torch.repeat_interleave(torch.cumsum(rows_per_query, 0) - rows_per_query, rows_per_query)
-        grid = torch.full((b, max_rows, v), -math.inf)
-        grid[query, slot] = cand
-        grid = grid.view(b, max_rows * v)
+        if max_rows * b == len(query):  # every query has the same number of rows: no scatter needed
+            grid = cand.view(b, max_rows * v)
+        else:
+            grid = torch.full((b, max_rows, v), -math.inf)
+            grid[query, slot] = cand
+            grid = grid.view(b, max_rows * v)
         k = min(width, grid.shape[1])
         top_scores, top_index = grid.topk(k, dim=1)
-        keep = torch.isfinite(top_scores)
-        if math.isfinite(pruning.beam_margin):
-            keep &= top_scores >= top_scores[:, :1] - pruning.beam_margin
-        if pruning.confidence_mass < 1.0 and level < depth - 1:
-            probs = torch.softmax(torch.where(keep, top_scores, torch.tensor(-math.inf)), dim=1)
-            covered = torch.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
-            keep &= covered | (torch.arange(k)[None, :] < max(pruning.min_width, 1))
-        if level == depth - 1:
-            keep &= torch.arange(k)[None, :] < top_k
+        valid = torch.isfinite(top_scores)
+        if level == depth - 1:  # the list a user sees: the top_k valid SIDs, never pruned shorter
+            keep = valid & (torch.arange(k)[None, :] < top_k)
+        else:
+            # Pruning never keeps fewer than top_k (or min_width) beams: every surviving beam has at least one
+            # valid leaf below it, so the final list is full whenever the catalogue allows.
+            floor = torch.arange(k)[None, :] < max(pruning.min_width, top_k, 1)
+            keep = valid.clone()
+            if math.isfinite(pruning.beam_margin):
+                keep &= (top_scores >= top_scores[:, :1] - pruning.beam_margin) | floor
+            if pruning.confidence_mass < 1.0:
+                probs = torch.softmax(torch.where(keep, top_scores, torch.tensor(-math.inf)), dim=1)
+                covered = torch.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
+                keep &= covered | floor
         q_idx, j = torch.nonzero(keep, as_tuple=True)
         src_row_slot = top_index[q_idx, j] // v
         token = top_index[q_idx, j] % v
-        # map (query, slot) back to the alive row
-        row_of = torch.full((b, max_rows), -1, dtype=torch.long)
-        row_of[query, slot] = torch.arange(len(query))
-        src = row_of[q_idx, src_row_slot]
+        src = first[q_idx] + src_row_slot  # the alive row each survivor extends
         node = children[src, token]
         decoder.reorder(src)
         prefix = torch.cat([prefix[src], token[:, None]], 1)
@@ -118,8 +139,7 @@ def beam_search(
     out_items = np.full((b, top_k), -1, dtype=np.int64)
     out_sids = np.full((b, top_k, depth), -1, dtype=np.int64)
     out_scores = np.full((b, top_k), -np.inf, dtype=np.float32)
-    counts = torch.bincount(query, minlength=b)
-    slot = (torch.arange(len(query)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)).numpy()
+    slot = (torch.arange(len(query)) - torch.searchsorted(query, torch.arange(b))[query]).numpy()
     qn = query.numpy()
     out_items[qn, slot] = trie.leaf_item[node.numpy()]
     out_sids[qn, slot] = prefix.numpy()

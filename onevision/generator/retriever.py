@@ -62,6 +62,10 @@ class GeneratorRetriever:
         self._contexts = None if self.users is None else UserContextCache(
             self.users, self.vrq, cfg.history_len, cfg.affinity_features > 0)
 
+    def user_context(self, user_ids: np.ndarray) -> UserContext:
+        """Decoder inputs of known users (cached per user)."""
+        return self._contexts(np.asarray(user_ids, np.int64))
+
     @property
     def personalised(self) -> bool:
         return self.users is not None and self.generator.config.user_feature_dim > 0
@@ -78,7 +82,7 @@ class GeneratorRetriever:
             parts.append((np.flatnonzero(~known), self._search(bank, np.flatnonzero(~known), None, k)))
         if known.any():
             rows = np.flatnonzero(known)
-            ctx = self._contexts(user_ids[rows])
+            ctx = self.user_context(user_ids[rows])
             parts.append((rows, self._search(bank, rows, ctx, k)))
         return _merge(parts, len(images), k, self.vrq.trie.depth)
 

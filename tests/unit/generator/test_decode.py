@@ -157,3 +157,26 @@ def test_the_user_term_lifts_items_of_the_codes_a_user_likes() -> None:
     fan = beam_search(model, inp, trie, n, 10)
     share = lambda r: float((r.sids[0, :, 1] == liked).mean())  # noqa: E731
     assert share(fan) > share(neutral) and share(fan) >= 0.5
+
+
+def test_adaptive_token_pruning_keeps_the_fewest_tokens_holding_the_mass() -> None:
+    from onevision.generator.decode import tokens_to_keep
+
+    importance = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.7, 0.1, 0.1, 0.1]])
+    assert tokens_to_keep(importance, PruningConfig(token_mass=0.75)) == 2  # the first query needs 0.5 + 0.3
+    assert tokens_to_keep(importance[1:], PruningConfig(token_mass=0.75)) == 2
+    assert tokens_to_keep(importance[1:], PruningConfig(token_mass=0.7)) == 1
+    assert tokens_to_keep(importance, PruningConfig(token_mass=0.99)) == 4
+    assert tokens_to_keep(importance, PruningConfig()) is None
+    assert tokens_to_keep(importance, PruningConfig(token_mass=0.99, keep_tokens=3)) == 3
+
+
+def test_pruning_never_returns_a_short_list() -> None:
+    """The served default once cut lists below top_k (the margin applied to the final level too): 23% of
+    replayed requests got fewer than 10 items."""
+    model, inp, trie = _setup(n_items=30, batch=6)
+    for pruning in (PruningConfig(beam_margin=0.1), PruningConfig(confidence_mass=0.3),
+                    PruningConfig(beam_margin=0.5, confidence_mass=0.5, keep_tokens=3)):
+        result = beam_search(model, inp, trie, beam_width=20, top_k=10, pruning=pruning)
+        assert (result.item_ids >= 0).all(), pruning
+        assert all(len(set(row)) == 10 for row in result.item_ids.tolist())
