@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from onevision.bundle import load_retriever
 from onevision.evaluation.metrics import ctr_proxy, recall_at_k
 from onevision.generator.data import encode_bank, make_input
-from onevision.generator.decode import SERVING_PRUNING, PruningConfig, beam_search
+from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig, beam_search
 from onevision.vision.encoder import to_pixels
 from onevision.vision.images import decode_images
 from onevision.world import load_world
@@ -39,17 +39,18 @@ class Setting:
     pruning: PruningConfig
 
 
-FULL = Setting("full beam 20", 20, PruningConfig())
+FULL = Setting("full beam 50", 50, PruningConfig())
 SETTINGS = (
     FULL,
-    Setting("tokens 12/16", 20, PruningConfig(keep_tokens=12)),
-    Setting("token mass 0.9 (adaptive)", 20, PruningConfig(token_mass=0.9)),
-    Setting("beam margin 6", 20, PruningConfig(beam_margin=6.0)),
-    Setting("beam conf 0.99", 20, PruningConfig(confidence_mass=0.99, min_width=10)),
-    Setting("served: margin 6 + conf 0.99", 20, SERVING_PRUNING),
-    Setting("served + token mass 0.9", 20, PruningConfig(token_mass=0.9, beam_margin=6.0, confidence_mass=0.99,
-                                                         min_width=10)),
-    Setting("beam 10 + margin 4 + conf 0.95", 10, PruningConfig(beam_margin=4.0, confidence_mass=0.95, min_width=10)),
+    Setting("full beam 20", 20, PruningConfig()),
+    Setting("tokens 12/16", 50, PruningConfig(keep_tokens=12)),
+    Setting("token mass 0.9 (adaptive)", 50, PruningConfig(token_mass=0.9)),
+    Setting("beam margin 6", 50, PruningConfig(beam_margin=6.0)),
+    Setting("beam conf 0.99", 50, PruningConfig(confidence_mass=0.99, min_width=10)),
+    Setting("served: beam 50, margin 6 + conf 0.99", SERVING_BEAM_WIDTH, SERVING_PRUNING),
+    Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, PruningConfig(token_mass=0.9, beam_margin=6.0,
+                                                                         confidence_mass=0.99, min_width=10)),
+    Setting("beam 20, margin 6 + conf 0.99", 20, SERVING_PRUNING),
 )
 
 

@@ -63,17 +63,18 @@ def read_bundle_meta(bundle_dir: Path) -> dict:
     return meta
 
 
-def load_retriever(bundle_dir: Path | str, beam_width: int = 20):
+def load_retriever(bundle_dir: Path | str, beam_width: int | None = None):
     """The bundle's Retriever: a GeneratorRetriever or a Cascade, ready for `retrieve(images, user_ids, k)`."""
     bundle_dir = Path(bundle_dir)
     meta = read_bundle_meta(bundle_dir)
     if meta["kind"] == "generator":
         from onevision.generator.retriever import GeneratorRetriever
 
-        from onevision.generator.decode import SERVING_PRUNING
+        from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING
 
         retriever = GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
-                                            bundle_dir / "userfeatures", beam_width=beam_width, pruning=SERVING_PRUNING)
+                                            bundle_dir / "userfeatures", pruning=SERVING_PRUNING,
+                                            beam_width=SERVING_BEAM_WIDTH if beam_width is None else beam_width)
     else:
         from onevision.cascade import Cascade
 
