@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from onevision.generator.decode import SERVING_PRUNING, beam_search
+from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING, beam_search
 from onevision.generator.model import GeneratorConfig, GeneratorInput, SidGenerator
 from onevision.vrq.sid import SidTrie, assign_sids
 
@@ -70,7 +70,7 @@ def trie_row(n: int, queries: int, rng: np.random.Generator) -> dict:
     model = SidGenerator(GeneratorConfig(vocab_sizes=trie.vocab_sizes, d_model=96, encoder_layers=1, dropout=0.0)).eval()
     inputs = [GeneratorInput(torch.randn(1, 16, 128), torch.randn(1, 128), torch.rand(1, 16)) for _ in range(queries)]
     it = iter(range(10**9))
-    decode_ms = timed(lambda: beam_search(model, inputs[next(it) % queries], trie, 20, 10, SERVING_PRUNING), queries)
+    decode_ms = timed(lambda: beam_search(model, inputs[next(it) % queries], trie, SERVING_BEAM_WIDTH, 10, SERVING_PRUNING), queries)
     return {"trie_build_s": build_s, "trie_mb": (csr + dense) / 2**20, "disamb_vocab": trie.vocab_sizes[-1],
             "step_ms": step_ms, "decode_ms": decode_ms}
 

@@ -47,10 +47,11 @@ SETTINGS = (
     Setting("token mass 0.9 (adaptive)", 50, PruningConfig(token_mass=0.9)),
     Setting("beam margin 6", 50, PruningConfig(beam_margin=6.0)),
     Setting("beam conf 0.99", 50, PruningConfig(confidence_mass=0.99, min_width=10)),
-    Setting("served: beam 50, margin 6 + conf 0.99", SERVING_BEAM_WIDTH, SERVING_PRUNING),
-    Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, PruningConfig(token_mass=0.9, beam_margin=6.0,
-                                                                         confidence_mass=0.99, min_width=10)),
-    Setting("beam 20, margin 6 + conf 0.99", 20, SERVING_PRUNING),
+    Setting("served: beam 50, margin 8 + conf 0.999", SERVING_BEAM_WIDTH, SERVING_PRUNING),
+    Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, PruningConfig(token_mass=0.9, beam_margin=8.0,
+                                                                         confidence_mass=0.999, min_width=10)),
+    Setting("beam 50, margin 6 + conf 0.99", 50, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
+    Setting("beam 20, margin 6 + conf 0.99", 20, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
 )
 
 
