@@ -49,8 +49,9 @@ def _all_sids(trie: SidTrie) -> list[tuple[int, ...]]:
     return [tuple(s) for s in every[trie.lookup(every) >= 0].tolist()]
 
 
-def test_full_width_beam_search_equals_exhaustive_scoring() -> None:
-    model, inp, trie = _setup()
+@pytest.mark.parametrize("with_user_term", [False, True])
+def test_full_width_beam_search_equals_exhaustive_scoring(with_user_term: bool) -> None:
+    model, inp, trie = _with_affinity() if with_user_term else _setup()
     n = len(_all_sids(trie))
     result = beam_search(model, inp, trie, beam_width=n, top_k=10)
     items, scores = _exhaustive(model, inp, trie, 10)
@@ -136,15 +137,6 @@ def _with_affinity(seed: int = 0, batch: int = 6) -> tuple[SidGenerator, Generat
         scored.affinity_scorer.weight.copy_(torch.tensor([[2.0, 1.0]]))
     inp.attribute_affinity = torch.randn(batch, trie.vocab_sizes[1], 2)
     return scored, inp, trie
-
-
-def test_full_width_beam_search_equals_exhaustive_scoring_with_the_user_term() -> None:
-    model, inp, trie = _with_affinity()
-    n = len(_all_sids(trie))
-    result = beam_search(model, inp, trie, beam_width=n, top_k=10)
-    items, scores = _exhaustive(model, inp, trie, 10)
-    np.testing.assert_allclose(result.scores, scores, atol=1e-4)
-    assert (result.item_ids == items).all()
 
 
 def test_the_user_term_lifts_items_of_the_codes_a_user_likes() -> None:
