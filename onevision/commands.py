@@ -105,8 +105,8 @@ def train_cascade(
     world: str = typer.Option(..., help="World directory or URI."),
     encoder: str = typer.Option(..., help="Encoder directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the cascade."),
-    recall_n: Optional[int] = typer.Option(None, help="ANN recall candidates [default: CascadeConfig.recall_n]."),
-    prerank_m: Optional[int] = typer.Option(None, help="Candidates kept by the pre-ranker [default: CascadeConfig.prerank_m]."),
+    recall_n: Optional[int] = typer.Option(None, help="ANN recall candidates (default: CascadeConfig.recall_n)."),
+    prerank_m: Optional[int] = typer.Option(None, help="Candidates kept by the pre-ranker (default: CascadeConfig.prerank_m)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train the cascade baseline: ANN recall → pre-rank → personalised rank."""
@@ -130,6 +130,11 @@ def train_generator(
     init: Optional[str] = typer.Option(None, help="Previous stage's directory (stages 2 and 3)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs for this stage (default per stage)."),
     lr: float = typer.Option(1e-3, help="Learning rate (stages 1-2)."),
+    user_tokens: Optional[bool] = typer.Option(
+        None, help="Free user tokens in the encoder from stage 2 (default: GeneratorStepConfig.user_tokens)."),
+    affinity_scorer: Optional[bool] = typer.Option(
+        None, help="User x attribute term at the SID's attribute level (default: GeneratorStepConfig.affinity_scorer)."),
+    dpo_beta: Optional[float] = typer.Option(None, help="Stage-3 DPO beta (default: GeneratorStepConfig.dpo_beta)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train one generator stage; an interrupted stage resumes from its checkpoint in --out."""
@@ -137,7 +142,8 @@ def train_generator(
 
     from onevision import steps
 
-    cfg = steps.GeneratorStepConfig(lr=lr, seed=seed)
+    given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "dpo_beta": dpo_beta}
+    cfg = steps.GeneratorStepConfig(lr=lr, seed=seed, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = dataclasses.replace(cfg, **{f"stage{stage}_epochs": epochs})
     try:
