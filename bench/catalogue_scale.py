@@ -4,7 +4,8 @@ For each catalogue size: random SIDs (3 levels x 256 codes drawn with a skewed, 
 the disambiguation token), the trie's build time and memory, the time of one beam step's mask/transition
 lookup for 20 beams at each level, and the generator's decode time per query (the default architecture
 with random weights: cost does not depend on the weights); against the cascade's ANN over random 128-d
-unit vectors: faiss Flat (exact) and IVF-Flat (nlist = 4 sqrt(N), nprobe 16), build time, memory and
+unit vectors: faiss Flat (exact) and IVF-Flat (nlist = 4 sqrt(N) up to 4096, nprobe 16, trained on at most
+100k vectors), build time, memory and
 search time per query at batch 1. One torch/faiss thread.
 
     python bench/catalogue_scale.py --sizes 10000 100000 1000000 10000000
@@ -90,10 +91,10 @@ def ann_rows(n: int, queries: int, rng: np.random.Generator, flat_max: int) -> d
         flat.add(x)
         out["flat"] = (time.perf_counter() - start, x.nbytes / 2**20,
                        timed(lambda: [flat.search(q[i : i + 1], 200) for i in range(queries)], 1) / queries)
-    nlist = int(4 * math.sqrt(n))
+    nlist = min(int(4 * math.sqrt(n)), 4096)
     start = time.perf_counter()
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.train(x[rng.choice(n, size=min(n, 40 * nlist), replace=False)])
+    ivf.train(x[rng.choice(n, size=min(n, 40 * nlist, 100_000), replace=False)])
     ivf.add(x)
     ivf.nprobe = 16
     out["ivf"] = (time.perf_counter() - start, (x.nbytes + nlist * DIM * 4) / 2**20,
@@ -105,7 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
     ap.add_argument("--queries", type=int, default=32)
-    ap.add_argument("--flat-max", type=int, default=10_000_000, help="largest catalogue for the exact Flat index")
+    ap.add_argument("--flat-max", type=int, default=1_000_000, help="largest catalogue for the exact Flat index")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
