@@ -5,7 +5,8 @@ predictor in `serving/`); it knows nothing about either framework. The protocol 
 docs/contracts.md: one instance is ``{"image_b64": str, "user_id": int, "top_k": int}`` (``image`` may hold
 raw bytes, or KServe's ``{"b64": str}``); the envelope helpers translate KServe v1
 (``{"instances": [...]}`` -> ``{"predictions": [...]}``) and v2 / Open Inference Protocol tensors
-(``image_b64`` BYTES, ``user_id`` INT64, ``top_k`` INT64 -> ``predictions`` BYTES, one JSON string per row).
+(``image_b64`` BYTES, ``user_id`` INT64, ``top_k`` INT64 -> typed ``item_ids`` INT64 [B, K], ``scores`` FP32
+[B, K], ``sids`` INT64 [B, K, L] and ``personalized`` BOOL [B]).
 
 Every client mistake raises `BadRequest(reason, status)`: 400 for a malformed request, 413 for one that
 is too large. An unknown user is not an error: the request falls back to the non-personalised path
@@ -28,7 +29,9 @@ import numpy as np
 if TYPE_CHECKING:
     from onevision.evaluation.retriever import Retriever
 
-V2_IMAGE, V2_USER, V2_TOP_K, V2_OUTPUT = "image_b64", "user_id", "top_k", "predictions"
+V2_IMAGE, V2_USER, V2_TOP_K = "image_b64", "user_id", "top_k"
+V2_ITEM_IDS, V2_SCORES, V2_SIDS, V2_PERSONALIZED = "item_ids", "scores", "sids", "personalized"
+EMPTY_SLOT = -1  # item id (and SID codes) of an empty slot in a typed v2 output
 INSTANCE_FIELDS = ("image_b64", "image", "user_id", "top_k")
 V2_INT_TYPES = frozenset({"INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"})
 UNKNOWN_USER = -1
@@ -277,28 +280,93 @@ def v2_instances(inputs: Any, limits: ServiceLimits | None = None) -> list[dict[
     return rows
 
 
-def v2_output(predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The output tensor: BYTES, shape [B], one JSON document per row."""
-    return {"name": V2_OUTPUT, "datatype": "BYTES", "shape": [len(predictions)],
-            "data": [json.dumps(p, separators=(",", ":")) for p in predictions]}
+@dataclass(frozen=True)
+class V2Tensor:
+    """One Open Inference Protocol output tensor; `data` is flat, row-major."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape), "data": self.data.tolist()}
 
 
-def v2_response(predictions: list[dict[str, Any]], model_name: str, model_version: str | None = None,
+def v2_outputs(results: Sequence[SearchResult]) -> list[V2Tensor]:
+    """Typed output tensors of a batch: ``item_ids`` INT64 [B, K], ``scores`` FP32 [B, K], ``sids`` INT64
+    [B, K, L] (generator only) and ``personalized`` BOOL [B]. K is the batch's largest top_k; a shorter row is
+    padded with item id -1 and score 0. A non-finite score of a real item is sent as FP32's lowest value
+    (JSON has no infinities)."""
+    b = len(results)
+    k = max((len(r.item_ids) for r in results), default=0)
+    item_ids = np.full((b, k), EMPTY_SLOT, np.int64)
+    scores = np.zeros((b, k), np.float32)
+    depth = next((r.sids.shape[1] for r in results if r.sids is not None), None)
+    sids = None if depth is None else np.full((b, k, depth), EMPTY_SLOT, np.int64)
+    for i, r in enumerate(results):
+        n = len(r.item_ids)
+        item_ids[i, :n] = r.item_ids
+        scores[i, :n] = r.scores
+        if sids is not None and r.sids is not None:
+            sids[i, :n] = r.sids
+    empty = item_ids < 0
+    scores = np.where(empty, 0.0, np.nan_to_num(scores, nan=np.finfo(np.float32).min, neginf=np.finfo(np.float32).min,
+                                                posinf=np.finfo(np.float32).max)).astype(np.float32)
+    if sids is not None:
+        sids[empty] = EMPTY_SLOT
+    out = [V2Tensor(V2_ITEM_IDS, "INT64", (b, k), item_ids.reshape(-1)),
+           V2Tensor(V2_SCORES, "FP32", (b, k), scores.reshape(-1))]
+    if sids is not None:
+        out.append(V2Tensor(V2_SIDS, "INT64", (b, k, depth), sids.reshape(-1)))
+    out.append(V2Tensor(V2_PERSONALIZED, "BOOL", (b,), np.array([r.personalized for r in results], bool)))
+    return out
+
+
+def v2_response(results: Sequence[SearchResult], model_name: str, info: ModelInfo | None = None,
                 request_id: str | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"model_name": model_name, "outputs": [v2_output(predictions)]}
-    if model_version is not None:
-        response["model_version"] = model_version
+    response: dict[str, Any] = {"model_name": model_name, "outputs": [t.to_json() for t in v2_outputs(results)]}
+    if info is not None:
+        response["model_version"] = info.version
+        response["parameters"] = {"model": info.kind}
     if request_id:
         response["id"] = request_id
     return response
 
 
 def v2_predictions(response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Client side: the decoded rows of a v2 response's ``predictions`` tensor."""
-    for output in response.get("outputs", []):
-        if output.get("name") == V2_OUTPUT:
-            return [json.loads(row) for row in _flat(output["data"])]
-    raise ValueError(f"v2 response has no {V2_OUTPUT!r} output tensor: {sorted(response)}")
+    """Client side: the rows of a typed v2 response, in the v1 form (``items`` with item_id / sid / score,
+    ``personalized``, ``version``, ``model``). Reads shapes [B, K] or flat ones (TorchServe's kservev2 envelope
+    flattens every output tensor to one dimension)."""
+    outputs = response.get("outputs")
+    if not isinstance(outputs, (list, tuple)):
+        raise ValueError(f"v2 response has no 'outputs' list: keys {sorted(map(str, response))}")
+    tensors = {o.get("name"): o for o in outputs if isinstance(o, Mapping)}
+    missing = [n for n in (V2_ITEM_IDS, V2_SCORES, V2_PERSONALIZED) if n not in tensors]
+    if missing:
+        raise ValueError(f"v2 response lacks output tensors {missing}; got {sorted(map(str, tensors))}")
+    personalized = [bool(x) for x in _flat(tensors[V2_PERSONALIZED]["data"])]
+    b = len(personalized)
+    item_ids = np.asarray(_flat(tensors[V2_ITEM_IDS]["data"]), np.int64)
+    scores = np.asarray(_flat(tensors[V2_SCORES]["data"]), np.float64)
+    if b == 0 or len(item_ids) % b or len(scores) != len(item_ids):
+        raise ValueError(f"v2 response: {len(item_ids)} item ids and {len(scores)} scores do not fit {b} rows")
+    k = len(item_ids) // b
+    item_ids, scores = item_ids.reshape(b, k), scores.reshape(b, k)
+    sids = None
+    if V2_SIDS in tensors:
+        flat_sids = np.asarray(_flat(tensors[V2_SIDS]["data"]), np.int64)
+        if k == 0 or len(flat_sids) % (b * k):
+            raise ValueError(f"v2 response: {len(flat_sids)} SID codes do not fit [{b}, {k}, L]")
+        sids = flat_sids.reshape(b, k, -1)
+    params = response.get("parameters") if isinstance(response.get("parameters"), Mapping) else {}
+    rows = []
+    for i in range(b):
+        items = [{"item_id": int(item_ids[i, j]), "sid": None if sids is None else sids[i, j].tolist(),
+                  "score": float(scores[i, j])} for j in range(k) if item_ids[i, j] >= 0]
+        rows.append({"items": items, "personalized": personalized[i], "model": params.get("model"),
+                     "version": response.get("model_version")})
+    return rows
 
 
 def encode_image(data: bytes) -> str:
@@ -446,11 +514,15 @@ class SearchService:
         """Instances (already unwrapped from their envelope) -> one response dict each."""
         return [self.respond(r) for r in self.search(self.parse(instances))]
 
+    def predict_tensors(self, inputs: Any) -> list[V2Tensor]:
+        """Open Inference Protocol input tensors -> typed output tensors."""
+        return v2_outputs(self.search(self.parse(v2_instances(inputs, self.limits))))
+
     def predict_v1(self, body: Any) -> dict[str, Any]:
         return v1_response(self.predict(v1_instances(body)))
 
     def predict_v2(self, body: Any, model_name: str, request_id: str | None = None) -> dict[str, Any]:
         if not isinstance(body, Mapping) or "inputs" not in body:
             raise BadRequest('request body: expected {"inputs": [...]} (Open Inference Protocol v2)')
-        predictions = self.predict(v2_instances(body["inputs"], self.limits))
-        return v2_response(predictions, model_name, self.info.version, request_id or body.get("id"))
+        results = self.search(self.parse(v2_instances(body["inputs"], self.limits)))
+        return v2_response(results, model_name, self.info, request_id or body.get("id"))

@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from onevision.serving_core import BadRequest, SearchService, v1_instances, v2_instances, v2_output
+from onevision.serving_core import BadRequest, SearchService, v1_instances
 
 BUNDLE_SUBDIR = "bundle"
 
@@ -105,9 +105,10 @@ class OneVisionModel(kserve.Model):
     def _predict_v2(self, request: InferRequest) -> InferResponse:
         inputs = [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape), "data": _tensor_data(t)}
                   for t in request.inputs]
-        predictions = self.service.predict(v2_instances(inputs, self.service.limits))
-        out = v2_output(predictions)
+        tensors = self.service.predict_tensors(inputs)
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()), model_name=self.name, model_version=self.service.info.version,
-            infer_outputs=[InferOutput(name=out["name"], shape=out["shape"], datatype=out["datatype"], data=out["data"])],
+            infer_outputs=[InferOutput(name=t.name, shape=list(t.shape), datatype=t.datatype, data=t.data.tolist())
+                           for t in tensors],
+            parameters={"model": self.service.info.kind},
         )

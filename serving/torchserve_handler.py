@@ -9,7 +9,9 @@ service envelope (``TS_SERVICE_ENVELOPE`` / ``service_envelope``), fixed per ser
 - ``kservev2``: the body's input tensors, except that a BYTES tensor's data is cut to its first element
   (so a batch of B images must come as shape [1, B] with nested data). The envelope names each returned
   output after the input at the same position and reads those names from ``context.input_names``, so we
-  set that to ``["predictions"]`` and return one tensor: a JSON string per row.
+  set that to the typed outputs' names (``item_ids``, ``scores``, ``sids``, ``personalized``) and return
+  their numpy arrays. The envelope flattens every output to one dimension and cannot send response
+  parameters: `onevision.serving_core.v2_predictions` reads the rows back from the flat tensors.
 - none: one row per HTTP request, ``{"body": ...}`` holding raw image bytes (``curl --data-binary
   @photo.png``) or parsed JSON (one instance, a v1 body or a v2 body).
 
@@ -33,10 +35,8 @@ from ts.utils.util import PredictionException
 from onevision.serving_core import (
     BadRequest,
     SearchService,
-    V2_OUTPUT,
     v1_response,
     v2_instances,
-    v2_output,
     v2_response,
 )
 
@@ -96,10 +96,9 @@ class OneVisionHandler(BaseHandler):
             return [body]
 
     def _handle_v2(self, data: Any, context: Any) -> list[Any]:
-        instances = v2_instances(data, self.service.limits)
-        predictions = self.service.predict(instances)
-        context.input_names = [V2_OUTPUT]
-        return [v2_output(predictions)["data"]]
+        tensors = self.service.predict_tensors(data)
+        context.input_names = [t.name for t in tensors]  # the envelope names output i after input_names[i]
+        return [t.data.reshape(t.shape) for t in tensors]  # it flattens each to 1-D and takes the datatype from the numpy dtype
 
     def _handle_raw(self, rows: list[dict[str, Any]], context: Any) -> list[Any]:
         if len(rows) == 1:
@@ -121,8 +120,7 @@ class OneVisionHandler(BaseHandler):
             return v1_response(self.service.predict(body["instances"]))
         if isinstance(body, dict) and "inputs" in body:
             request_id = body.get("id") or context.get_request_id(idx)
-            return v2_response(self.service.predict(v2_instances(body["inputs"], self.service.limits)),
-                               context.model_name, self.service.info.version, request_id)
+            return self.service.predict_v2(body, context.model_name, request_id)
         if isinstance(body, dict):
             return self.service.predict([body])[0]
         raise BadRequest(f"request body: expected image bytes or a JSON object, got {type(body).__name__}")

@@ -45,10 +45,44 @@ def test_v2_flat_batch_matches_the_library(server, serving_probe):
     photos, users = serving_probe.photos[:3], serving_probe.users[:3]
     status, body = call(server, "v2", v2_request(photos, users, top_k=K))
     assert status == 200
-    (output,) = body["outputs"]
-    assert (output["name"], output["datatype"], output["shape"]) == ("predictions", "BYTES", [3])
-    assert body["model_version"] == "gen-test-1"
+    assert [(o["name"], o["datatype"], o["shape"]) for o in body["outputs"]] == [
+        ("item_ids", "INT64", [3, K]), ("scores", "FP32", [3, K]), ("sids", "INT64", [3, K, 4]),
+        ("personalized", "BOOL", [3])]
+    assert body["model_version"] == "gen-test-1" and body["parameters"] == {"model": "generator"}
     serving_probe.assert_matches_library("generator", v2_predictions(body), photos, users, K)
+
+
+def test_kserve_own_rest_client_reads_typed_tensors(server, serving_probe):
+    """Open Inference Protocol as KServe's own client speaks it: InferRequest in, typed numpy outputs back."""
+    import asyncio
+
+    import numpy as np
+    from kserve import InferenceRESTClient, RESTConfig
+    from kserve.protocol.infer_type import InferInput, InferRequest
+
+    from onevision.serving_core import encode_image
+
+    photos, users = serving_probe.photos[:2], serving_probe.users[:2]
+    images = InferInput("image_b64", [2], "BYTES", [encode_image(p) for p in photos])
+    user_ids = InferInput("user_id", [2], "INT64", users)
+    top_k = InferInput("top_k", [1], "INT64", [K])
+    request = InferRequest(model_name=MODEL, infer_inputs=[images, user_ids, top_k], request_id="typed-1")
+
+    async def infer():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
+        try:
+            return await client.infer(server.url, request, model_name=MODEL)
+        finally:
+            await client.close()
+
+    response = asyncio.run(infer())
+    outputs = {o.name: o.as_numpy() for o in response.outputs}
+    assert response.id == "typed-1" and response.parameters == {"model": "generator"}  # (from_bytes drops model_version)
+    assert outputs["item_ids"].dtype == np.int64 and outputs["item_ids"].shape == (2, K)
+    assert outputs["scores"].dtype == np.float32 and outputs["sids"].shape == (2, K, 4)
+    assert outputs["personalized"].tolist() == [True, True]
+    expected = serving_probe.library_items("generator", photos, users, K)
+    assert outputs["item_ids"].tolist() == [[w["item_id"] for w in want] for want in expected]
 
 
 def test_v2_nested_batch_gives_the_same_answer_as_flat(server, serving_probe):

@@ -1,8 +1,6 @@
 """Client side of the inference protocol: responses become slates, malformed ones raise ProtocolError."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -16,11 +14,16 @@ def test_a_v1_response_gives_items_and_the_top_sid_prefix() -> None:
     assert row.item_ids == [3, 5] and row.sid_prefix == 12 and row.personalized is True
 
 
-def test_a_v2_response_rows_are_json_documents() -> None:
-    rows = [json.dumps({"items": [{"item_id": 1, "sid": None, "score": 0.1}]}), json.dumps({"items": []})]
-    payload = {"outputs": [{"name": "predictions", "datatype": "BYTES", "shape": [2], "data": rows}]}
+def test_a_v2_response_rows_come_from_typed_tensors() -> None:
+    payload = {"outputs": [
+        {"name": "item_ids", "datatype": "INT64", "shape": [2, 2], "data": [1, 4, -1, -1]},
+        {"name": "scores", "datatype": "FP32", "shape": [2, 2], "data": [0.1, 0.0, 0.0, 0.0]},
+        {"name": "sids", "datatype": "INT64", "shape": [2, 2, 2], "data": [9, 1, 9, 2, -1, -1, -1, -1]},
+        {"name": "personalized", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+    ]}
     decoded = decode_response("v2", payload)
-    assert [r.item_ids for r in decoded] == [[1], []] and [r.sid_prefix for r in decoded] == [-1, -1]
+    assert [r.item_ids for r in decoded] == [[1, 4], []] and [r.sid_prefix for r in decoded] == [9, -1]
+    assert [r.personalized for r in decoded] == [True, False]
 
 
 def test_a_v2_request_carries_images_users_and_k() -> None:

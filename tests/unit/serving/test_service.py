@@ -17,6 +17,7 @@ from onevision.generator.decode import DecodeResult
 from onevision.serving_core import (
     BadRequest,
     ModelInfo,
+    SearchResult,
     SearchService,
     ServiceLimits,
     v1_request,
@@ -269,13 +270,38 @@ def test_v2_batch_may_be_nested_as_shape_1_by_b():
     assert flat == nested and [row["user_id"] for row in flat] == [3, 4, 5]
 
 
-def test_v2_output_is_one_bytes_tensor_with_a_json_string_per_row():
-    predictions = [{"items": [], "personalized": False, "model": "cascade", "version": "v7"}] * 2
-    response = v2_response(predictions, "onevision", "v7", request_id="r1")
-    (output,) = response["outputs"]
-    assert (output["name"], output["datatype"], output["shape"]) == ("predictions", "BYTES", [2])
-    assert [json.loads(row) for row in output["data"]] == predictions
-    assert response["id"] == "r1" and response["model_version"] == "v7"
+def test_v2_outputs_are_typed_tensors_padded_to_the_longest_row():
+    results = [SearchResult(np.array([7, 3]), np.array([0.5, -np.inf], np.float32), np.array([[1, 2], [1, 3]]), True),
+               SearchResult(np.array([4]), np.array([0.25], np.float32), np.array([[5, 6]]), False)]
+    response = v2_response(results, "onevision", ModelInfo("generator", "v7", 64), request_id="r1")
+    tensors = {t["name"]: t for t in response["outputs"]}
+    assert [(t["datatype"], t["shape"]) for t in tensors.values()] == [
+        ("INT64", [2, 2]), ("FP32", [2, 2]), ("INT64", [2, 2, 2]), ("BOOL", [2])]
+    assert tensors["item_ids"]["data"] == [7, 3, 4, -1]
+    assert tensors["scores"]["data"][:1] == [0.5] and tensors["scores"]["data"][3] == 0.0
+    assert tensors["scores"]["data"][1] == float(np.finfo(np.float32).min)  # JSON has no -inf
+    assert tensors["sids"]["data"] == [1, 2, 1, 3, 5, 6, -1, -1] and tensors["personalized"]["data"] == [True, False]
+    assert response["id"] == "r1" and response["model_version"] == "v7" and response["parameters"] == {"model": "generator"}
+    json.dumps(response, allow_nan=False)
+    rows = v2_predictions(response)
+    assert [[i["item_id"] for i in r["items"]] for r in rows] == [[7, 3], [4]]
+    assert rows[1]["items"][0]["sid"] == [5, 6] and [r["personalized"] for r in rows] == [True, False]
+
+
+def test_v2_rows_read_back_from_flattened_tensors():
+    """TorchServe's kservev2 envelope sends every output as a 1-D tensor."""
+    results = [SearchResult(np.array([1, 2, 3]), np.zeros(3, np.float32), None, False)] * 2
+    response = v2_response(results, "onevision")
+    for t in response["outputs"]:
+        t["shape"] = [len(t["data"])]
+    rows = v2_predictions(response)
+    assert [[i["item_id"] for i in r["items"]] for r in rows] == [[1, 2, 3]] * 2 and rows[0]["items"][0]["sid"] is None
+
+
+@pytest.mark.parametrize("outputs", [[], [{"name": "item_ids", "datatype": "INT64", "shape": [3], "data": [1, 2, 3]}]])
+def test_v2_response_without_its_tensors_names_what_is_missing(outputs):
+    with pytest.raises(ValueError, match="lacks output tensors"):
+        v2_predictions({"outputs": outputs})
 
 
 @pytest.mark.parametrize(

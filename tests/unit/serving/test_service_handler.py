@@ -44,7 +44,7 @@ def test_raw_json_instance_body_gets_one_response():
 
 def test_raw_v2_body_gets_a_v2_response():
     (response,) = handler().handle([{"body": v2_request([PHOTO], top_k=1)}], context())
-    assert response["outputs"][0]["name"] == "predictions" and response["id"] == "req-0"
+    assert [o["name"] for o in response["outputs"]][:2] == ["item_ids", "scores"] and response["id"] == "req-0"
 
 
 def test_bad_row_in_a_torchserve_batch_gets_its_own_status():
@@ -60,13 +60,15 @@ def test_kserve_envelope_instances_get_one_prediction_each():
     assert [len(r["items"]) for r in responses] == [1, 3]
 
 
-def test_kservev2_envelope_gets_one_predictions_tensor():
+def test_kservev2_envelope_gets_typed_tensors_named_through_input_names():
     ctx = context()
     ctx.input_names = ["image_b64"]  # what the envelope sets before calling the handler
     inputs = v2_request([PHOTO, PHOTO], top_k=2, nested=True)["inputs"]
-    (rows,) = handler().handle(inputs, ctx)
-    assert ctx.input_names == ["predictions"]
-    assert [len(json.loads(row)["items"]) for row in rows] == [2, 2]
+    outputs = handler().handle(inputs, ctx)
+    assert ctx.input_names[:2] == ["item_ids", "scores"] and ctx.input_names[-1] == "personalized"
+    by_name = dict(zip(ctx.input_names, outputs))
+    assert by_name["item_ids"].dtype == np.int64 and by_name["item_ids"].shape == (2, 2)
+    assert by_name["scores"].dtype == np.float32 and by_name["personalized"].tolist() == [False, False]
 
 
 def test_bad_request_becomes_a_prediction_exception_with_400():
