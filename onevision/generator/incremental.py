@@ -87,6 +87,34 @@ class IncrementalDecoder:
                 parts.append(F.embedding(prefix[:, pos - 1], m.sid_embeddings[pos - 1].weight) + m.level_embedding[:, pos])
         return torch.stack(parts, 1)
 
+    def _layout(self, query: torch.Tensor) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+        """How rows fold into their queries for cross-attention: (rows per query, None, None) when the rows
+        come grouped by query, the same number each (always at batch 1), else (most rows of a query, query,
+        slot of each row inside its query) for a padded grid."""
+        b, n = self.cross[0][0].shape[0], query.shape[0]
+        if n % b == 0 and (b == 1 or bool((query.view(b, n // b) == torch.arange(b)[:, None]).all())):
+            return n // b, None, None
+        counts = torch.bincount(query, minlength=b)
+        order = torch.argsort(query, stable=True)
+        slot = torch.empty_like(query)
+        slot[order] = torch.arange(n) - (torch.cumsum(counts, 0) - counts)[query[order]]
+        return int(counts.max()), query, slot
+
+    def _cross_attention(self, q: torch.Tensor, layer: int, layout: tuple) -> torch.Tensor:
+        """Cross-attention of rows q (N, t, d) over their query's memory: a query's rows are folded into one
+        sequence (cross-attention has no mask, so each position's answer is unchanged), which reads each
+        query's keys and values once instead of copying them to every beam row."""
+        ck, cv = self.cross[layer]  # (B, h, S, d_head)
+        b, (n, t, d) = ck.shape[0], q.shape
+        rows, query, slot = layout
+        if query is None:
+            a = F.scaled_dot_product_attention(_heads(q.reshape(b, rows * t, d), self.heads), ck, cv)
+            return _merge(a).view(n, t, d)
+        grid = q.new_zeros(b, rows, t, d)
+        grid[query, slot] = q
+        a = _merge(F.scaled_dot_product_attention(_heads(grid.view(b, rows * t, d), self.heads), ck, cv))
+        return a.view(b, rows, t, d)[query, slot]
+
     def step(self, prefix: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """Logits of the next token for rows with `prefix` (N, t) of queries `query` (N,): (N, V_t), equal to
         `model.decode_step(memory[query], prefix)`. Positions not yet cached (usually one) are computed."""
@@ -95,6 +123,7 @@ class IncrementalDecoder:
         # new position i (absolute cached + i) sees every absolute position <= its own
         causal = None if n_new == 1 else torch.ones(n_new, total, dtype=torch.bool).tril(self.cached)
         d, h = self.d, self.heads
+        layout = self._layout(query)
         for i, w in enumerate(self.layers):
             (n1w, n1b), (n2w, n2b), (n3w, n3b) = w.norm
             q, k, v = F.linear(F.layer_norm(x, (d,), n1w, n1b, w.eps), *w.self_in).split(d, -1)
@@ -106,9 +135,7 @@ class IncrementalDecoder:
             a = F.scaled_dot_product_attention(_heads(q, h), k, v, attn_mask=causal)
             x = x + F.linear(_merge(a), *w.self_out)
             q = F.linear(F.layer_norm(x, (d,), n2w, n2b, w.eps), *w.cross_q)
-            ck, cv = self.cross[i]
-            a = F.scaled_dot_product_attention(_heads(q, h), ck[query], cv[query])
-            x = x + F.linear(_merge(a), *w.cross_out)
+            x = x + F.linear(self._cross_attention(q, i, layout), *w.cross_out)
             x = x + F.linear(w.activation(F.linear(F.layer_norm(x, (d,), n3w, n3b, w.eps), *w.ff1)), *w.ff2)
         self.cached = total
         nw, nb, eps = self.final_norm

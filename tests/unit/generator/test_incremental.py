@@ -19,7 +19,7 @@ def _model(layers: int = 2, seed: int = 0) -> tuple[SidGenerator, GeneratorInput
 def test_each_step_equals_the_full_decoder_on_the_prefix() -> None:
     model, inp = _model()
     memory = model.encode(inp)
-    query = torch.tensor([0, 0, 1, 2, 2, 2])  # several beams per query, as in beam search
+    query = torch.tensor([0, 0, 1, 2, 2, 2])  # several beams per query, as in beam search, in any order
     decoder = IncrementalDecoder(model, memory)
     rng = np.random.default_rng(0)
     prefix = torch.zeros(len(query), 0, dtype=torch.long)
@@ -32,6 +32,18 @@ def test_each_step_equals_the_full_decoder_on_the_prefix() -> None:
         query = query[src]
         token = torch.from_numpy(rng.integers(0, model.config.vocab_sizes[level], len(query)))
         prefix = torch.cat([prefix[src], token[:, None]], 1)
+
+
+@torch.no_grad()
+@torch.no_grad()
+def test_rows_grouped_evenly_by_query_take_the_folded_path_and_agree() -> None:
+    model, inp = _model(seed=2)
+    memory = model.encode(inp)
+    query = torch.arange(3).repeat_interleave(4)  # what beam search keeps without pruning
+    decoder = IncrementalDecoder(model, memory)
+    prefix = torch.zeros(len(query), 0, dtype=torch.long)
+    assert decoder._layout(query)[1] is None
+    torch.testing.assert_close(decoder.step(prefix, query), model.decode_step(memory[query], prefix), atol=1e-5, rtol=1e-5)
 
 
 @torch.no_grad()
