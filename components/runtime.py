@@ -65,24 +65,48 @@ def step_config(step: str, preset: str = "default", overrides: Mapping[str, Any]
 
 
 def apply_overrides(config: Any, overrides: Mapping[str, Any], what: str) -> Any:
-    """`dataclasses.replace` with type-preserving coercion (list -> tuple, nested dict -> dataclass)."""
+    """`config` with `overrides` applied, validated into its typed config class.
+
+    Pipeline dict parameters travel through protobuf Struct, so every number arrives as a float: an integer
+    field takes 500.0 as 500 but refuses 2.5, lists become tuples, nested dicts nested dataclasses. Unknown
+    keys and values of the wrong type raise ValueError naming the field."""
     if not overrides:
         return config
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    unknown = sorted(set(overrides) - set(fields))
+    _check_keys(config, overrides, what)
+    from pydantic import TypeAdapter, ValidationError
+
+    merged = _merged(config, overrides)
+    try:
+        return TypeAdapter(type(config)).validate_python(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{what}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                             for e in exc.errors())
+        raise ValueError(f"invalid {what}: {problems}") from None
+
+
+def _check_keys(config: Any, overrides: Mapping[str, Any], what: str) -> None:
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(fields)}")
-    changes: dict[str, Any] = {}
     for key, value in overrides.items():
         current = getattr(config, key)
         if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
-            value = apply_overrides(current, value, f"{what}.{key}")
-        elif isinstance(current, tuple) and isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        changes[key] = value
-    return dataclasses.replace(config, **changes)
+            _check_keys(current, value, f"{what}.{key}")
+
+
+def _merged(config: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's fields (nested configs as dicts) with `overrides` laid over them."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        current = getattr(config, f.name)
+        if f.name not in overrides:
+            out[f.name] = _merged(current, {}) if dataclasses.is_dataclass(current) else current
+        elif dataclasses.is_dataclass(current) and isinstance(overrides[f.name], Mapping):
+            out[f.name] = _merged(current, overrides[f.name])
+        else:
+            out[f.name] = overrides[f.name]
+    return out
 
 
 def input_dir(artifact: ArtifactLike | None, what: str) -> Path:

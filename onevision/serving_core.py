@@ -35,6 +35,7 @@ EMPTY_SLOT = -1  # item id (and SID codes) of an empty slot in a typed v2 output
 INSTANCE_FIELDS = ("image_b64", "image", "user_id", "top_k")
 V2_INT_TYPES = frozenset({"INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"})
 UNKNOWN_USER = -1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class BadRequest(ValueError):
@@ -176,6 +177,8 @@ def parse_instance(instance: Any, image_size: int, limits: ServiceLimits, where:
         user_id = UNKNOWN_USER
     elif not _is_int(user_id):
         raise BadRequest(f"{where}.user_id: expected an integer, got {type(user_id).__name__} {user_id!r}")
+    elif not INT64_MIN <= user_id <= INT64_MAX:
+        raise BadRequest(f"{where}.user_id: {user_id} does not fit a 64-bit signed integer (user ids are INT64)")
     top_k = instance.get("top_k")
     if top_k is None:
         top_k = limits.default_top_k

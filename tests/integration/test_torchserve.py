@@ -13,7 +13,7 @@ from serving.processes import TorchServeServer, http, post_json, running_torchse
 
 pytestmark = pytest.mark.integration
 
-BAD_CASES = ("missing_image", "undecodable_image", "invalid_base64", "user_id_not_int", "top_k_not_int",
+BAD_CASES = ("missing_image", "undecodable_image", "invalid_base64", "user_id_not_int", "user_id_overflow", "top_k_not_int",
              "top_k_out_of_range", "oversize_image")
 K = 5
 

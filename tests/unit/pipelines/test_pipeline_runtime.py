@@ -63,3 +63,27 @@ def test_input_dir_names_a_missing_artifact(tmp_path: Path) -> None:
 def test_input_dir_names_an_artifact_that_was_not_passed() -> None:
     with pytest.raises(MissingArtifactError, match="input artifact 'generator stage 1' was not provided"):
         input_dir(None, "generator stage 1")
+
+
+def test_struct_floats_become_the_integers_the_config_declares() -> None:
+    """KFP passes dict parameters through protobuf Struct: {"items": 500} arrives as {"items": 500.0}."""
+    config = step_config("world", "default", {"items": 500.0, "drift": {"start_day": 3.0}})
+    assert config.items == 500 and type(config.items) is int
+    assert config.drift.start_day == 3 and type(config.drift.start_day) is int
+
+
+@pytest.mark.parametrize("overrides, fragment", [({"items": 2.5}, "world config.items"),
+                                                 ({"items": "many"}, "world config.items"),
+                                                 ({"drift": {"start_day": 1.5}}, "world config.drift.start_day")])
+def test_a_value_of_the_wrong_type_names_its_field(overrides, fragment) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        step_config("world", "default", overrides)
+
+
+@pytest.mark.parametrize("step", ["world", "encoder", "vrq", "cascade", "generator", "eval"])
+def test_every_step_config_validates_its_own_values(step) -> None:
+    import dataclasses
+
+    base = step_config(step, "tiny")
+    first = dataclasses.fields(base)[0].name
+    assert step_config(step, "tiny", {first: getattr(base, first)}) == base

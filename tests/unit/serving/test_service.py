@@ -331,3 +331,10 @@ def test_v2_batch_over_the_limit_is_a_413():
     with pytest.raises(BadRequest) as info:
         v2_instances(inputs, ServiceLimits(max_batch=2))
     assert info.value.status == 413
+
+
+@pytest.mark.parametrize("user_id", [2**63, -(2**63) - 1, 10**30])
+def test_a_user_id_beyond_int64_is_a_400_naming_it(user_id):
+    with pytest.raises(BadRequest) as info:
+        service().predict([{"image_b64": b64(png()), "user_id": user_id}])
+    assert info.value.status == 400 and "user_id" in info.value.reason and "64-bit" in info.value.reason
