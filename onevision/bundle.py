@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -61,6 +62,27 @@ def read_bundle_meta(bundle_dir: Path) -> dict:
     if meta.get("kind") not in KINDS:
         raise ValueError(f"{path}: kind must be one of {KINDS}, got {meta.get('kind')!r}")
     return meta
+
+
+def bundle_digest(bundle_dir: Path | str) -> str:
+    """sha256 of every file of the bundle (relative path and bytes, in path order): weights, SIDs, configs
+    and bundle.json. Two bundles share a digest only if they are the same model, byte for byte."""
+    root = Path(bundle_dir)
+    read_bundle_meta(root)
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix().encode()
+        h.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def bundle_identity(bundle_dir: Path | str) -> dict:
+    """What names one model: its kind, version and content digest (parity reports and archives carry it)."""
+    meta = read_bundle_meta(Path(bundle_dir))
+    return {"kind": meta["kind"], "version": meta["version"], "digest": bundle_digest(bundle_dir)}
 
 
 def load_retriever(bundle_dir: Path | str, beam_width: int | None = None):

@@ -311,7 +311,7 @@ def make_bundle_step(kind: Literal["generator", "cascade"], out_dir: Path, *, en
 
 def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: EvalStepConfig = EvalStepConfig(),
                   show_progress: bool = True) -> dict:
-    from onevision.bundle import load_retriever
+    from onevision.bundle import bundle_identity, load_retriever
     from onevision.evaluation import evaluate
     from onevision.generator.decode import PruningConfig
 
@@ -325,6 +325,7 @@ def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: Eval
         )
     result = evaluate(retriever, world_dir, split=config.split, ks=tuple(config.ks), batch_size=config.batch_size,
                       max_queries=config.max_queries, latency_samples=config.latency_samples, progress=show_progress)
+    result.bundle = bundle_identity(bundle_dir)
     result.save(out_dir)
     return json.loads((Path(out_dir) / "metrics.json").read_text())
 

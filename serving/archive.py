@@ -59,7 +59,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _read_parity(parity_path: Path) -> dict[str, Any]:
+def _read_parity(parity_path: Path, bundle: dict[str, str], allow_failed: bool) -> dict[str, Any]:
     try:
         report = json.loads(parity_path.read_text())
     except FileNotFoundError as exc:
@@ -68,22 +68,34 @@ def _read_parity(parity_path: Path) -> dict[str, Any]:
         raise ArchiveError(f"parity report {parity_path} is not valid JSON: {exc}") from exc
     if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
         raise ArchiveError(f'parity report {parity_path} has no boolean "passed" field; expected {{"passed": true, ...}}')
+    from onevision.evaluation.parity import ParityBindingError, require_verdict_for
+
+    try:
+        require_verdict_for(report, bundle, f"parity report {parity_path}", allow_failed=allow_failed)
+    except ParityBindingError as exc:
+        hint = "" if report["passed"] or allow_failed else " (--allow-failed-parity ships it anyway, recorded in the manifest)"
+        raise ArchiveError(f"{exc}{hint}") from None
     return report
 
 
+def _bundle_identity(bundle_dir: Path) -> dict[str, str]:
+    from onevision.bundle import bundle_identity
+
+    try:
+        return bundle_identity(bundle_dir)
+    except (FileNotFoundError, ValueError, json.JSONDecodeError) as exc:
+        raise ArchiveError(f"not a model bundle: {exc}") from exc
+
+
 def build_manifest(bundle_dir: Path, model_name: str, version: str, envelope: str,
-                   parity: dict[str, Any] | None) -> dict[str, Any]:
-    bundle_meta_path = bundle_dir / "bundle.json"
-    if not bundle_meta_path.exists():
-        raise ArchiveError(f"not a model bundle: {bundle_meta_path} is missing")
-    bundle_meta = json.loads(bundle_meta_path.read_text())
-    if bundle_meta.get("kind") not in ("generator", "cascade"):
-        raise ArchiveError(f"{bundle_meta_path}: kind must be 'generator' or 'cascade', got {bundle_meta.get('kind')!r}")
+                   parity: dict[str, Any] | None, bundle: dict[str, str] | None = None,
+                   parity_override: bool = False) -> dict[str, Any]:
+    bundle = bundle or _bundle_identity(bundle_dir)
+    bundle_meta = json.loads((bundle_dir / "bundle.json").read_text())
     return {
         "model_name": model_name,
         "model_version": version,
-        "bundle": {"kind": bundle_meta["kind"], "version": bundle_meta.get("version"),
-                   "created": bundle_meta.get("created")},
+        "bundle": {**bundle, "created": bundle_meta.get("created")},
         "envelope": envelope,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {
@@ -91,7 +103,7 @@ def build_manifest(bundle_dir: Path, model_name: str, version: str, envelope: st
             "torch_model_archiver": _version("torch-model-archiver"), "kserve": _version("kserve"),
             "python": platform.python_version(),
         },
-        "parity": None if parity is None else {"passed": parity["passed"]},
+        "parity": None if parity is None else {"passed": parity["passed"], "override": parity_override},
     }
 
 
@@ -123,16 +135,21 @@ def _run_archiver(staging: Path, export_dir: Path, model_name: str, version: str
 
 def build_archive(bundle_dir: str | Path, out_dir: str | Path, model_name: str = "onevision", version: str = "1.0",
                   parity_path: str | Path | None = None, envelope: str = "kservev2",
-                  upload_to: str | None = None) -> ArchiveResult:
+                  upload_to: str | None = None, allow_failed_parity: bool = False) -> ArchiveResult:
     """Write `<out_dir>/model-store/<model_name>.mar` + `config/config.properties` (+ parity.json), and
-    upload the layout to `upload_to` (a local dir or s3:// URI) when given."""
+    upload the layout to `upload_to` (a local dir or s3:// URI) when given.
+
+    A parity report must have judged this very bundle (same content digest) and passed; with
+    `allow_failed_parity` a failed one is packaged and the manifest records the override."""
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     if envelope not in ENVELOPES:
         raise ArchiveError(f"envelope must be one of {ENVELOPES}, got {envelope!r}")
     if not bundle_dir.is_dir():
         raise ArchiveError(f"bundle directory not found: {bundle_dir}")
-    parity = _read_parity(Path(parity_path)) if parity_path is not None else None
-    manifest = build_manifest(bundle_dir, model_name, version, envelope, parity)
+    bundle = _bundle_identity(bundle_dir)
+    parity = _read_parity(Path(parity_path), bundle, allow_failed_parity) if parity_path is not None else None
+    override = parity is not None and not parity["passed"]
+    manifest = build_manifest(bundle_dir, model_name, version, envelope, parity, bundle, override)
 
     model_store = out_dir / MODEL_STORE_DIR
     model_store.mkdir(parents=True, exist_ok=True)

@@ -38,19 +38,24 @@ def build(
     model_name: Annotated[str, typer.Option("--model-name", help="Name the model is served under.")] = "onevision",
     version: Annotated[str, typer.Option("--version", help="Model version in the archive.")] = "1.0",
     envelope: Annotated[str, typer.Option("--envelope", help="Default service envelope: kservev2 | kserve | body (KServe overrides it with TS_SERVICE_ENVELOPE).")] = "kservev2",
+    allow_failed_parity: Annotated[bool, typer.Option("--allow-failed-parity", help="Package even though the parity report failed; the manifest records the override.")] = False,
 ) -> None:
-    """Build <model-name>.mar (handler + bundle) and KServe's PyTorch-runtime layout."""
+    """Build <model-name>.mar (handler + bundle) and KServe's PyTorch-runtime layout.
+
+    With --parity, the report must have judged this very bundle (its content digest) and passed."""
     from serving.archive import ArchiveError, build_archive
 
     try:
         result = build_archive(bundle, out, model_name=model_name, version=version, parity_path=parity,
-                               envelope=envelope, upload_to=upload_to)
+                               envelope=envelope, upload_to=upload_to, allow_failed_parity=allow_failed_parity)
     except (ArchiveError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     kind = result.manifest["bundle"]["kind"]
     typer.echo(f"{kind} bundle packaged: {result.mar_path}\nconfig: {result.config_path}")
     if result.parity_path:
-        typer.echo(f"parity: {result.parity_path} (passed={result.manifest['parity']['passed']})")
+        verdict = result.manifest["parity"]
+        typer.echo(f"parity: {result.parity_path} (passed={verdict['passed']}"
+                   + (", packaged by --allow-failed-parity" if verdict["override"] else "") + ")")
     if result.uploaded_to:
         typer.echo(f"uploaded to {result.uploaded_to}")
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onevision.evaluation.result import METRICS_FILE
+from onevision.evaluation.result import BUNDLE_KEY, METRICS_FILE
 
 PARITY_JSON = "parity.json"
 PARITY_MD = "parity.md"
@@ -23,6 +23,10 @@ TOLERANCE = 1e-9
 
 class ParityInputError(ValueError):
     """A gated metric is missing from a model's metrics."""
+
+
+class ParityBindingError(ValueError):
+    """A parity verdict used for a model it did not judge, or a failed verdict used to ship one."""
 
 
 def _number(value: object) -> float | None:
@@ -93,6 +97,9 @@ class ParityReport:
     generator: dict[str, float | None]
     cascade: dict[str, float | None]
     reasons: list[str] = field(default_factory=list)
+    # identity of each evaluated bundle (kind, version, digest; onevision.bundle.bundle_identity), so that a
+    # verdict can only ever be used for the model it judged
+    bundles: dict[str, dict | None] = field(default_factory=lambda: {"generator": None, "cascade": None})
 
     def to_json(self) -> dict:
         return {
@@ -101,7 +108,12 @@ class ParityReport:
             "gated_metrics": list(self.gated_metrics),
             "metrics": {"generator": dict(self.generator), "cascade": dict(self.cascade)},
             "reasons": list(self.reasons),
+            "bundles": {k: (None if v is None else dict(v)) for k, v in self.bundles.items()},
         }
+
+    def _bundles_note(self) -> str:
+        parts = [f"{arm} {b['version']} ({b['digest'][:19]}…)" for arm, b in self.bundles.items() if b]
+        return f"Bundles: {', '.join(parts)}." if parts else ""
 
     def checks(self) -> list[MetricCheck]:
         """Gated metrics first, then every other metric both models report (informational)."""
@@ -127,7 +139,7 @@ class ParityReport:
         lines = [
             f"# Parity: generator vs cascade — {'PASSED' if self.passed else 'FAILED'}",
             "",
-            f"Gate: every gated metric ≥ cascade × {_eps_factor(self.epsilon)}. {self._queries_note()}",
+            f"Gate: every gated metric ≥ cascade × {_eps_factor(self.epsilon)}. {self._queries_note()} {self._bundles_note()}",
             "",
             "| metric | cascade | generator | ratio | threshold | status |",
             "|---|---:|---:|---:|---:|---|",
@@ -160,7 +172,7 @@ th:first-child, td:first-child, td:last-child {{ text-align: left; }}
 tr.fail td {{ background: #ffebe9; }} tr.pass td:last-child {{ color: #1a7f37; }} tr.info td {{ color: #656d76; }}
 </style></head><body>
 <h1>Parity: generator vs cascade <span class="verdict">{verdict}</span></h1>
-<p>Gate: every gated metric &ge; cascade &times; {html.escape(_eps_factor(self.epsilon))}. {html.escape(self._queries_note())}</p>
+<p>Gate: every gated metric &ge; cascade &times; {html.escape(_eps_factor(self.epsilon))}. {html.escape(self._queries_note())} {html.escape(self._bundles_note())}</p>
 <table><thead><tr><th>metric</th><th>cascade</th><th>generator</th><th>ratio</th><th>threshold</th><th>status</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
 {f'<h2>Reasons</h2><ul>{reasons}</ul>' if reasons else ''}
@@ -204,7 +216,9 @@ class ParityGate:
                 )
         gen, cas = _numeric(generator_metrics), _numeric(cascade_metrics)
         reasons = [r for m in self.metrics if (r := _check_metric(m, gen.get(m), cas.get(m), self.epsilon)[1])]
-        return ParityReport(not reasons, self.epsilon, list(self.metrics), gen, cas, reasons)
+        bundles = {arm: _identity(values.get(BUNDLE_KEY))
+                   for arm, values in (("generator", generator_metrics), ("cascade", cascade_metrics))}
+        return ParityReport(not reasons, self.epsilon, list(self.metrics), gen, cas, reasons, bundles)
 
     def check_files(self, generator_metrics_json: str | Path, cascade_metrics_json: str | Path) -> ParityReport:
         """Compare two metrics.json files (or the directories holding them)."""
@@ -239,7 +253,15 @@ def load_parity(path: str | Path) -> ParityReport:
         generator=_numeric(data["metrics"]["generator"]),
         cascade=_numeric(data["metrics"]["cascade"]),
         reasons=list(data["reasons"]),
+        bundles={arm: _identity((data.get("bundles") or {}).get(arm)) for arm in ("generator", "cascade")},
     )
+
+
+def _identity(value: object) -> dict | None:
+    """A bundle identity {"kind", "version", "digest"} or None."""
+    if isinstance(value, Mapping) and all(isinstance(value.get(k), str) for k in ("kind", "version", "digest")):
+        return {k: value[k] for k in ("kind", "version", "digest")}
+    return None
 
 
 def gate_metrics(names: Sequence[str] | None) -> tuple[str, ...]:
@@ -247,3 +269,26 @@ def gate_metrics(names: Sequence[str] | None) -> tuple[str, ...]:
     if not names:
         return DEFAULT_GATED
     return tuple(m.strip() for n in names for m in n.split(",") if m.strip())
+
+
+def require_verdict_for(report: Mapping[str, object], bundle: Mapping[str, str], where: str = "parity report",
+                        allow_failed: bool = False) -> None:
+    """Raise ParityBindingError unless `report` (a parity.json document) judged exactly `bundle` (an identity:
+    kind, version, digest) as the generator, and passed (or `allow_failed`)."""
+    judged = _identity((report.get("bundles") or {}).get("generator") if isinstance(report.get("bundles"), Mapping)
+                       else None)
+    if judged is None:
+        raise ParityBindingError(
+            f"{where} names no generator bundle (bundles.generator with kind, version and digest), so it cannot "
+            "vouch for any model; run the parity gate on metrics from `onevision evaluate model`")
+    if bundle.get("kind") != "generator":
+        raise ParityBindingError(
+            f"{where} judges generator bundles; {bundle.get('kind')} bundle {bundle.get('version')} is not one")
+    if judged["digest"] != bundle.get("digest"):
+        raise ParityBindingError(
+            f"{where} judged generator {judged['version']} ({judged['digest']}), not bundle "
+            f"{bundle.get('version')} ({bundle.get('digest')}); evaluate and gate this bundle")
+    if report.get("passed") is not True and not allow_failed:
+        reasons = report.get("reasons")
+        why = "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else "passed is not true"
+        raise ParityBindingError(f"{where} for generator {judged['version']} FAILED: {why}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 METRICS_FILE = "metrics.json"
+BUNDLE_KEY = "bundle"  # metrics.json: identity of the evaluated bundle (kind, version, digest)
 RANKING_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr", "hitrate")
 PROXY_METRICS: tuple[str, ...] = ("ctr_proxy", "cvr_proxy", "orders_proxy")
 LATENCY_KEYS: tuple[str, ...] = ("latency_ms_p50", "latency_ms_p95")
@@ -46,6 +47,7 @@ class EvaluationResult:
     batch_latency_ms_per_query: float | None = None
     latency_source: str | None = None  # "batch-1 sample of N queries" or "batched"
     seconds: float | None = field(default=None, compare=False)
+    bundle: dict | None = None  # the evaluated bundle's identity (onevision.bundle.bundle_identity), if known
 
     def __getitem__(self, key: str) -> float | None:
         try:
@@ -54,7 +56,10 @@ class EvaluationResult:
             raise KeyError(f"metric '{key}' is not in the result of '{self.model}'; it has {list(self.metrics)}") from None
 
     def to_json(self) -> dict:
-        return {"model": self.model, "n_queries": int(self.n_queries), **{k: _round(v) for k, v in self.metrics.items()}}
+        out = {"model": self.model, "n_queries": int(self.n_queries), **{k: _round(v) for k, v in self.metrics.items()}}
+        if self.bundle is not None:
+            out[BUNDLE_KEY] = dict(self.bundle)
+        return out
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / METRICS_FILE
@@ -67,8 +72,11 @@ class EvaluationResult:
         for key in ("model", "n_queries"):
             if key not in data:
                 raise ValueError(f"'{key}' is missing from {source}; expected the keys {list(STABLE_KEYS)}")
-        metrics = {k: (None if v is None else float(v)) for k, v in data.items() if k not in ("model", "n_queries")}
-        return cls(model=str(data["model"]), n_queries=int(data["n_queries"]), metrics=metrics)
+        metrics = {k: (None if v is None else float(v)) for k, v in data.items()
+                   if k not in ("model", "n_queries", BUNDLE_KEY)}
+        bundle = data.get(BUNDLE_KEY)
+        return cls(model=str(data["model"]), n_queries=int(data["n_queries"]), metrics=metrics,
+                   bundle=dict(bundle) if isinstance(bundle, Mapping) else None)
 
 
 def load_result(path: str | Path) -> EvaluationResult:

@@ -1,4 +1,5 @@
-"""The promotion gate: a passing parity report (`{"passed": bool, ...}`) must exist for the model."""
+"""The promotion gate: a passing parity report must exist for the model, and must have judged exactly it
+(the report's `bundles.generator.digest` equals the digest in the archive manifest under the storage URI)."""
 from __future__ import annotations
 
 import json
@@ -55,7 +56,29 @@ def read_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
     )
 
 
+def model_identity(storage_uri: str) -> dict[str, Any]:
+    """The bundle identity (kind, version, digest) in the archive manifest under `storage_uri`."""
+    from onevision.storage import ArtifactNotFoundError, ArtifactStoreError, open_store
+    from serving.archive import MANIFEST_FILE
+
+    location = f"{storage_uri.rstrip('/')}/{MANIFEST_FILE}"
+    try:
+        manifest = open_store(storage_uri).get_json(MANIFEST_FILE)
+    except ArtifactNotFoundError:
+        raise ParityGateError(
+            f"promotion of {storage_uri} refused: no {MANIFEST_FILE} there, so the model cannot be matched to a "
+            "parity verdict; publish it with `onevision serve build --upload-to`") from None
+    except (ArtifactStoreError, ValueError) as exc:
+        raise ParityGateError(f"cannot read {location}: {exc}") from exc
+    bundle = manifest.get("bundle") if isinstance(manifest, dict) else None
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("digest"), str):
+        raise ParityGateError(f"{location} records no bundle digest; rebuild the archive with `onevision serve build`")
+    return bundle
+
+
 def require_passing_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
+    from onevision.evaluation.parity import ParityBindingError, require_verdict_for
+
     verdict = read_parity(storage_uri, parity)
     if not verdict.passed:
         reasons = verdict.report.get("reasons")  # onevision.evaluation.parity writes a list of strings
@@ -64,4 +87,8 @@ def require_passing_parity(storage_uri: str, parity: str | None = None) -> Parit
             f"promotion of {storage_uri} refused: parity report {verdict.location} says passed=false"
             + (f": {why}" if why else "")
         )
+    try:
+        require_verdict_for(verdict.report, model_identity(storage_uri), f"parity report {verdict.location}")
+    except ParityBindingError as exc:
+        raise ParityGateError(f"promotion of {storage_uri} refused: {exc}") from None
     return verdict

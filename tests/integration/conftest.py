@@ -54,11 +54,13 @@ def tiny_bundles(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def tiny_archives(tiny_bundles: TinyBundles, tmp_path_factory: pytest.TempPathFactory) -> TinyArchives:
+    from onevision.bundle import bundle_identity
     from serving.archive import build_archive
 
     root = tmp_path_factory.mktemp("tiny_archives")
-    parity = root / "parity_report.json"
-    parity.write_text(json.dumps({"passed": True, "reasons": []}))
+    parity = root / "parity_report.json"  # a verdict bound to this generator bundle, as the parity gate writes it
+    parity.write_text(json.dumps({"passed": True, "reasons": [], "bundles": {
+        "generator": bundle_identity(tiny_bundles.generator), "cascade": bundle_identity(tiny_bundles.cascade)}}))
     gen = build_archive(tiny_bundles.generator, root / "generator", model_name="generator", parity_path=parity)
     cas = build_archive(tiny_bundles.cascade, root / "cascade", model_name="cascade")
     ab_store = root / "ab-store"

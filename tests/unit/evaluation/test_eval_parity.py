@@ -67,8 +67,9 @@ def test_epsilon_of_one_or_more_is_rejected() -> None:
 def test_save_writes_the_parity_json_contract(tmp_path: Path) -> None:
     ParityGate().check(generator(**{"recall@10": 0.412}), CASCADE).save(tmp_path)
     data = json.loads((tmp_path / "parity.json").read_text())
-    assert list(data) == ["passed", "epsilon", "gated_metrics", "metrics", "reasons"]
+    assert list(data) == ["passed", "epsilon", "gated_metrics", "metrics", "reasons", "bundles"]
     assert data["passed"] is False and data["epsilon"] == 0.02
+    assert data["bundles"] == {"generator": None, "cascade": None}  # metrics without a bundle identity
     assert data["gated_metrics"] == ["recall@10", "ndcg@10", "ctr_proxy@10", "cvr_proxy@10"]
     assert list(data["metrics"]) == ["generator", "cascade"] and data["metrics"]["generator"]["recall@10"] == 0.412
     assert len(data["reasons"]) == 1
@@ -89,3 +90,13 @@ def test_load_parity_round_trips(tmp_path: Path) -> None:
     report = ParityGate(epsilon=0.05).check(generator(**{"ndcg@10": 0.2}), CASCADE)
     report.save(tmp_path)
     assert load_parity(tmp_path) == report
+
+
+def test_the_report_names_the_bundles_its_metrics_came_from(tmp_path: Path) -> None:
+    gen_id = {"kind": "generator", "version": "g1", "digest": "sha256:" + "a" * 64}
+    cas_id = {"kind": "cascade", "version": "c1", "digest": "sha256:" + "b" * 64}
+    report = ParityGate().check({**generator(), "bundle": gen_id}, {**CASCADE, "bundle": cas_id})
+    assert report.bundles == {"generator": gen_id, "cascade": cas_id}
+    report.save(tmp_path)
+    assert load_parity(tmp_path).bundles == report.bundles
+    assert "g1 (sha256:aaaaaaaaaaaa" in (tmp_path / "parity.md").read_text()

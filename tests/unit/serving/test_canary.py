@@ -60,9 +60,9 @@ def isvc(mode: DeploymentMode, **predictor: Any) -> dict[str, Any]:
     }
 
 
-def knative_canary() -> dict[str, Any]:
+def knative_canary(storage_uri: str = CANARY_URI) -> dict[str, Any]:
     live = isvc(KNATIVE, canaryTrafficPercent=10)
-    live["spec"]["predictor"]["model"]["storageUri"] = CANARY_URI
+    live["spec"]["predictor"]["model"]["storageUri"] = storage_uri
     return live
 
 
@@ -74,10 +74,18 @@ def standard_canary(percent: int = 10) -> dict[str, Any]:
     return live
 
 
-def parity_report(root: Path, passed: bool, key: str = "parity.json") -> str:
+MODEL_DIGEST = "sha256:" + "4" * 64
+
+
+def parity_report(root: Path, passed: bool, key: str = "parity.json", judged: str = MODEL_DIGEST) -> str:
+    """A published model at `root`: the archive manifest (bundle digest MODEL_DIGEST) and a parity report that
+    judged the generator bundle with digest `judged`; returns the storage URI."""
     (root / key).parent.mkdir(parents=True, exist_ok=True)
     reasons = [] if passed else ["recall@10 0.41 < 0.99 x cascade 0.45"]
-    (root / key).write_text(json.dumps({"passed": passed, "epsilon": 0.01, "reasons": reasons}))
+    bundles = {"generator": {"kind": "generator", "version": "v4", "digest": judged}, "cascade": None}
+    (root / key).write_text(json.dumps({"passed": passed, "epsilon": 0.01, "reasons": reasons, "bundles": bundles}))
+    (root / "manifest.json").write_text(json.dumps({"bundle": {"kind": "generator", "version": "v4",
+                                                               "digest": MODEL_DIGEST}}))
     return str(root)
 
 
@@ -251,9 +259,29 @@ def test_parity_report_is_found_under_the_model_storage_uri(tmp_path, key):
 
 
 def test_promotion_with_a_passing_report_is_a_replace(tmp_path):
-    report = str(Path(parity_report(tmp_path, True)) / "parity.json")
-    action, verdict = plan_promote(TARGET, KNATIVE, knative_canary(), parity=report)
+    storage = parity_report(tmp_path, True)
+    action, verdict = plan_promote(TARGET, KNATIVE, knative_canary(storage), parity=f"{storage}/parity.json")
     assert action.verb == "replace" and verdict.passed
+
+
+def test_promotion_refuses_a_report_that_judged_another_model(tmp_path):
+    storage = parity_report(tmp_path, True, judged="sha256:" + "9" * 64)
+    with pytest.raises(ParityGateError, match="not bundle v4"):
+        plan_promote(TARGET, KNATIVE, knative_canary(storage))
+
+
+def test_promotion_refuses_a_bare_passed_true(tmp_path):
+    storage = parity_report(tmp_path, True)
+    (tmp_path / "parity.json").write_text(json.dumps({"passed": True}))
+    with pytest.raises(ParityGateError, match="names no generator bundle"):
+        plan_promote(TARGET, KNATIVE, knative_canary(storage))
+
+
+def test_promotion_refuses_a_model_without_an_archive_manifest(tmp_path):
+    storage = parity_report(tmp_path, True)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(ParityGateError, match="no manifest.json there"):
+        plan_promote(TARGET, KNATIVE, knative_canary(storage))
 
 
 # --- SDK calls through a recording fake KServeClient ---------------------------------------------------
@@ -310,8 +338,8 @@ def test_deploy_goes_through_kserve_patch_with_the_planned_body():
 
 
 def test_promote_goes_through_kserve_replace_without_canary_percent(tmp_path):
-    fake = RecordingKServe(knative_canary())
-    action, _ = plan_promote(TARGET, KNATIVE, fake.live, parity=str(Path(parity_report(tmp_path, True)) / "parity.json"))
+    fake = RecordingKServe(knative_canary(parity_report(tmp_path, True)))
+    action, _ = plan_promote(TARGET, KNATIVE, fake.live)
     execute(action, KServeIsvcClient(lambda: fake))
     verb, body = sent(fake)
     assert verb == "replace" and "canaryTrafficPercent" not in body["spec"]["predictor"]
@@ -397,11 +425,12 @@ def test_cli_raw_deploy_dry_run_prints_the_canary_patch(offline, tmp_path):
 
 
 def test_cli_promote_dry_run_prints_the_replacing_object(offline, tmp_path):
-    report = str(Path(parity_report(tmp_path, True)) / "parity.json")
-    result = run("promote", "--parity", report, "--dry-run", "--current", saved(tmp_path, knative_canary()))
+    storage = parity_report(tmp_path / "model", True)
+    result = run("promote", "--parity", f"{storage}/parity.json", "--dry-run",
+                 "--current", saved(tmp_path, knative_canary(storage)))
     assert result.exit_code == 0, result.output
     assert "KServeClient.replace" in result.output
-    assert body_of(result.output) == promote_object(KNATIVE, knative_canary())
+    assert body_of(result.output) == promote_object(KNATIVE, knative_canary(storage))
 
 
 def test_cli_promote_refuses_without_parity(offline, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from onevision.bundle import bundle_identity
 from serving.archive import ArchiveError, build_archive
 from serving.cli import serve_app
 from serving.kserve_model import resolve_bundle_dir
@@ -26,11 +27,17 @@ def bundle(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture()
-def parity(tmp_path: Path) -> Path:
-    path = tmp_path / "parity_in.json"
-    path.write_text(json.dumps({"passed": True, "reasons": []}))
+def report_for(path: Path, bundle: Path, passed: bool = True) -> Path:
+    """A parity report that judged `bundle` (its identity, as `onevision evaluate model` records it)."""
+    reasons = [] if passed else ["ndcg@10 0.41 < 0.98 x cascade 0.45"]
+    path.write_text(json.dumps({"passed": passed, "reasons": reasons,
+                                "bundles": {"generator": bundle_identity(bundle), "cascade": None}}))
     return path
+
+
+@pytest.fixture()
+def parity(tmp_path: Path, bundle: Path) -> Path:
+    return report_for(tmp_path / "parity_in.json", bundle)
 
 
 def properties(path: Path) -> dict[str, str]:
@@ -74,7 +81,45 @@ def test_parity_report_is_copied_beside_the_layout(bundle, parity, tmp_path):
     result = build_archive(bundle, tmp_path / "out", parity_path=parity)
     assert result.parity_path == tmp_path / "out" / "parity.json"
     assert json.loads(result.parity_path.read_text())["passed"] is True
-    assert result.manifest["parity"] == {"passed": True}
+    assert result.manifest["parity"] == {"passed": True, "override": False}
+    assert result.manifest["bundle"]["digest"] == bundle_identity(bundle)["digest"]
+
+
+def test_a_report_on_another_bundle_is_refused(bundle, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "bundle.json").write_text(json.dumps({"kind": "generator", "version": "v2", "created": 0.5}))
+    with pytest.raises(ArchiveError, match="judged generator v2"):
+        build_archive(bundle, tmp_path / "out", parity_path=report_for(tmp_path / "p.json", other))
+
+
+def test_a_changed_weight_file_breaks_the_binding(bundle, parity, tmp_path):
+    (bundle / "generator" / "config.json").write_text('{"changed": true}')
+    with pytest.raises(ArchiveError, match="not bundle v3"):
+        build_archive(bundle, tmp_path / "out", parity_path=parity)
+
+
+def test_a_bare_passed_true_is_refused(bundle, tmp_path):
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"passed": True}))
+    with pytest.raises(ArchiveError, match="names no generator bundle"):
+        build_archive(bundle, tmp_path / "out", parity_path=bare)
+
+
+def test_a_failed_report_is_refused_unless_overridden_and_recorded(bundle, tmp_path):
+    failed = report_for(tmp_path / "failed.json", bundle, passed=False)
+    with pytest.raises(ArchiveError, match="FAILED: ndcg@10.*--allow-failed-parity"):
+        build_archive(bundle, tmp_path / "out", parity_path=failed)
+    assert not (tmp_path / "out" / "model-store").exists()
+    result = build_archive(bundle, tmp_path / "out", parity_path=failed, allow_failed_parity=True)
+    assert result.manifest["parity"] == {"passed": False, "override": True}
+
+
+def test_cli_build_exits_1_on_a_failed_report(bundle, tmp_path):
+    failed = report_for(tmp_path / "failed.json", bundle, passed=False)
+    result = CliRunner().invoke(serve_app, ["build", "--bundle", str(bundle), "--out", str(tmp_path / "out"),
+                                            "--parity", str(failed)])
+    assert result.exit_code == 1 and "FAILED" in result.output
 
 
 def test_rebuild_without_parity_removes_the_earlier_report(bundle, parity, tmp_path):
