@@ -56,9 +56,14 @@ class ServiceLimits:
     default_top_k: int = 10
     max_top_k: int = 100  # top_k must lie in [1, max_top_k] (400 outside)
     max_image_pixels: int = 4096 * 4096  # decoded width x height (413 above): a small PNG can be huge
+    # decoded pixels of all images of one request (413 above): many large images in one body cost seconds of CPU
+    max_request_pixels: int = 2 * 4096 * 4096
+    # HTTP body of one request (413 above): TorchServe's own max_request_size default, which both servers apply
+    max_request_bytes: int = 6_553_500
 
     def __post_init__(self) -> None:
-        if min(self.max_image_bytes, self.max_batch, self.max_top_k, self.max_image_pixels) < 1:
+        if min(self.max_image_bytes, self.max_batch, self.max_top_k, self.max_image_pixels,
+               self.max_request_pixels, self.max_request_bytes) < 1:
             raise ValueError(f"every serving limit must be >= 1, got {self}")
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise ValueError(f"default_top_k must lie in [1, max_top_k={self.max_top_k}], got {self.default_top_k}")
@@ -136,32 +141,54 @@ def _image_bytes(instance: Mapping[str, Any], where: str, limits: ServiceLimits)
     return data
 
 
-def decode_request_image(data: bytes, image_size: int, where: str, limits: ServiceLimits) -> np.ndarray:
-    """PNG/JPEG bytes -> uint8 (S, S, 3) at the model's size; BadRequest when undecodable or too large."""
+IMAGE_FORMATS = ("PNG", "JPEG")  # what the contract accepts; PIL would also open EPS, TIFF, ...
+
+
+class PixelBudget:
+    """Decoded pixels one request may still spend (ServiceLimits.max_request_pixels)."""
+
+    def __init__(self, limits: ServiceLimits):
+        self.left = limits.max_request_pixels
+        self.limit = limits.max_request_pixels
+
+    def spend(self, pixels: int, where: str) -> None:
+        if pixels > self.left:
+            raise BadRequest(f"{where}: the request's images hold more than {self.limit} pixels in all; "
+                             "send fewer or smaller images per request", 413)
+        self.left -= pixels
+
+
+def decode_request_image(data: bytes, image_size: int, where: str, limits: ServiceLimits,
+                         budget: PixelBudget | None = None) -> np.ndarray:
+    """PNG/JPEG bytes -> uint8 (S, S, 3) at the model's size; BadRequest when undecodable, of another format or
+    too large. The size is checked from the header before anything is decoded; a JPEG is decoded at the
+    smallest DCT scale that still covers the model's size."""
     from PIL import Image
 
-    from onevision.world.render import decode_image
-
     try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:  # reads the header only
             width, height = im.size
-    except Exception as exc:  # PIL raises several types for bytes that are not an image
-        raise BadRequest(f"{where}: image bytes could not be decoded as PNG/JPEG ({type(exc).__name__}: {exc})") from exc
-    if width * height > limits.max_image_pixels:
-        raise BadRequest(
-            f"{where}: image of {width}x{height} pixels exceeds the limit of {limits.max_image_pixels} pixels", 413
-        )
-    try:
-        pixels = decode_image(data)
-    except ValueError as exc:
-        raise BadRequest(f"{where}: {exc}") from exc
+            if width * height > limits.max_image_pixels:
+                raise BadRequest(
+                    f"{where}: image of {width}x{height} pixels exceeds the limit of {limits.max_image_pixels} pixels",
+                    413)
+            if budget is not None:
+                budget.spend(width * height, where)
+            if im.format == "JPEG":
+                im.draft("RGB", (image_size, image_size))
+            pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except BadRequest:
+        raise
+    except Exception as exc:  # PIL raises several types for bytes that are not an image (or not PNG/JPEG)
+        raise BadRequest(f"{where}: image bytes could not be decoded as PNG or JPEG ({type(exc).__name__}: {exc})") from exc
     if pixels.shape[:2] != (image_size, image_size):
         resized = Image.fromarray(pixels).resize((image_size, image_size), Image.Resampling.BILINEAR)
         pixels = np.asarray(resized, dtype=np.uint8)
     return pixels
 
 
-def parse_instance(instance: Any, image_size: int, limits: ServiceLimits, where: str = "instance") -> SearchRequest:
+def parse_instance(instance: Any, image_size: int, limits: ServiceLimits, where: str = "instance",
+                   budget: PixelBudget | None = None) -> SearchRequest:
     """Validate one request instance (see the module docstring) and decode its image."""
     if not isinstance(instance, Mapping):
         raise BadRequest(
@@ -186,7 +213,7 @@ def parse_instance(instance: Any, image_size: int, limits: ServiceLimits, where:
         raise BadRequest(f"{where}.top_k: expected an integer, got {type(top_k).__name__} {top_k!r}")
     elif not 1 <= top_k <= limits.max_top_k:
         raise BadRequest(f"{where}.top_k: {top_k} is out of range; expected 1 <= top_k <= {limits.max_top_k}")
-    image = decode_request_image(data, image_size, f"{where}.image", limits)
+    image = decode_request_image(data, image_size, f"{where}.image", limits, budget)
     return SearchRequest(image=image, user_id=int(user_id), top_k=int(top_k))
 
 
@@ -476,7 +503,9 @@ class SearchService:
     # ---------------------------------------------------------------- parsing
     def parse(self, instances: Any) -> list[SearchRequest]:
         rows = check_batch(instances, self.limits)
-        return [parse_instance(row, self.info.image_size, self.limits, f"instances[{i}]") for i, row in enumerate(rows)]
+        budget = PixelBudget(self.limits)
+        return [parse_instance(row, self.info.image_size, self.limits, f"instances[{i}]", budget)
+                for i, row in enumerate(rows)]
 
     # ---------------------------------------------------------------- inference
     def search(self, requests: Sequence[SearchRequest]) -> list[SearchResult]:

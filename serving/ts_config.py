@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onevision.serving_core import ServiceLimits
+
 ENVELOPES = ("kserve", "kservev2", "body")
 KSERVE_MODEL_STORE = "/mnt/models/model-store"
 
@@ -89,6 +91,7 @@ class TorchServeConfig:
             "model_store": self.model_store,
             "load_models": ",".join(f"{m.name}={m.mar_name}" for m in self.models),
             "model_snapshot": json.dumps(self.snapshot(), separators=(",", ":")),
+            "max_request_size": str(ServiceLimits().max_request_bytes),
         }
         if self.envelope not in (None, "body"):
             props["service_envelope"] = self.envelope

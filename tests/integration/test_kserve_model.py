@@ -116,3 +116,24 @@ def test_bad_v2_request_gets_its_status_and_the_server_keeps_answering(server, s
     status, body = call(server, "v2", {"inputs": inputs})
     assert status == expected, body
     assert call(server, "v2", v2_request(serving_probe.photos[:1], top_k=1))[0] == 200
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_a_body_over_the_request_limit_is_a_413_and_never_parsed(server, serving_probe, protocol):
+    from onevision.serving_core import ServiceLimits
+
+    limit = ServiceLimits().max_request_bytes
+    body = b'{"instances": ["' + b"A" * (limit + 1) + b'"]}'
+    response = http("POST", server.urls()[protocol], body)
+    assert response.status == 413 and str(limit) in response.json()["error"]
+    assert len(response.body) < 500
+    assert call(server, protocol, v1_request(serving_probe.photos[:1], top_k=1) if protocol == "v1"
+                else v2_request(serving_probe.photos[:1], top_k=1))[0] == 200
+
+
+def test_a_validation_error_names_the_problem_without_echoing_the_payload(server, serving_probe):
+    payload = "B" * 2_000_000
+    response = post_json(server.urls()["v2"], {"inputs": payload})  # not a list of tensors
+    assert 400 <= response.status < 500
+    assert len(response.body) < 10_000 and payload[:100] not in response.body.decode()
+    assert call(server, "v2", v2_request(serving_probe.photos[:1], top_k=1))[0] == 200

@@ -227,6 +227,30 @@ def test_too_many_pixels_is_a_413():
     assert error.status == 413 and "pixels" in error.reason
 
 
+def test_the_pixel_budget_is_per_request_not_per_image():
+    svc = service(max_image_pixels=32 * 32, max_request_pixels=2 * 32 * 32)
+    assert len(svc.predict([{"image": png(side=32)}] * 2)) == 2
+    error = bad(svc, [{"image": png(side=32)}] * 3)
+    assert error.status == 413 and "instances[2]" in error.reason and "in all" in error.reason
+
+
+def encoded(image_format: str, side: int = SIZE) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("image_format", ["TIFF", "GIF", "BMP", "WEBP"])
+def test_formats_outside_the_contract_are_a_400_naming_png_and_jpeg(image_format):
+    error = bad(service(), [{"image": encoded(image_format)}])
+    assert error.status == 400 and "PNG or JPEG" in error.reason
+
+
+def test_a_large_jpeg_is_decoded_to_the_model_size():
+    (answer,) = service().predict([{"image": encoded("JPEG", side=1024)}])
+    assert answer["items"]
+
+
 def test_too_many_instances_is_a_413():
     error = bad(service(max_batch=2), [{"image_b64": b64(png())}] * 3)
     assert error.status == 413
