@@ -157,11 +157,20 @@ class ArtifactStore(ABC):
         return local_dir
 
 
+def _default_file_mode() -> int:
+    """The mode `open()` gives a new file under the process umask (0644 under the usual 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through a temporary file beside ``path`` so readers never see half a file."""
+    """Write through a temporary file beside ``path`` so readers never see half a file. The file gets the
+    mode any new file gets (`_default_file_mode`), not mkstemp's private 0600: one policy for every artifact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)

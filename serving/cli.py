@@ -94,7 +94,7 @@ def local(
     """Start TorchServe on 127.0.0.1 with the given archives and print their URLs."""
     from serving.processes import ServerStartError, start_torchserve
 
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="onevision-serve-"))
+    workdir = (workdir or Path(tempfile.mkdtemp(prefix="onevision-serve-"))).resolve()  # TorchServe needs absolute paths
     store = _combined_store(model_store, workdir)
     try:
         server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers)

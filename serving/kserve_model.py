@@ -22,6 +22,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from onevision.serving_core import BadRequest, SearchService, v1_instances
+from serving.threads import configure_torch_threads
 
 BUNDLE_SUBDIR = "bundle"
 
@@ -88,6 +89,7 @@ class OneVisionModel(kserve.Model):
         self.service: SearchService | None = None
 
     def load(self) -> bool:
+        configure_torch_threads()
         self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), **self.limits)
         self.ready = True
         return self.ready

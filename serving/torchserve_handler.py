@@ -39,6 +39,7 @@ from onevision.serving_core import (
     v2_instances,
     v2_response,
 )
+from serving.threads import configure_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def _limit(name: str, default: int) -> int:
 
 class OneVisionHandler(BaseHandler):
     def initialize(self, context: Any) -> None:
+        threads = configure_torch_threads()
         model_dir = Path(context.system_properties["model_dir"])
         bundle_dir = model_dir / BUNDLE_SUBDIR
         self.service = SearchService(
@@ -72,7 +74,8 @@ class OneVisionHandler(BaseHandler):
         self.context = context
         self.manifest = context.manifest
         self.initialized = True
-        log.info("onevision %s bundle %s loaded from %s", self.service.info.kind, self.service.info.version, bundle_dir)
+        log.info("onevision %s bundle %s loaded from %s (%d torch threads)", self.service.info.kind,
+                 self.service.info.version, bundle_dir, threads)
 
     def handle(self, data: Any, context: Any) -> list[Any]:
         self.context = context

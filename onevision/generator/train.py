@@ -79,7 +79,7 @@ class StageTrainer:
         path = self.out_dir / CHECKPOINT
         if not path.exists():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: never code
         if state["stage"] != self.stage:
             raise ValueError(f"{path} holds a stage-{state['stage']} checkpoint, expected stage {self.stage}")
         if state.get("model_config") != asdict(self.model.config):

@@ -38,7 +38,8 @@ def ephemeral_context(docs_dir: Path | None) -> EphemeralDataContext:
     if docs_dir is not None:
         sites[DOCS_SITE] = {
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            # GX demands an absolute base_directory; a relative --out (as in docs/data.md) is resolved here
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(docs_dir).resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "show_how_to_buttons": False,
         }

@@ -29,6 +29,7 @@ from serving.canary.mode import DeploymentMode
 from serving.canary.sdk import ISVC_API_VERSION, ISVC_KIND
 
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+KSERVE_CONTAINER = "kserve-container"  # the predictor container name KServe uses when none is given
 CANARY_NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # KServe's pattern for predictor.name
 CANARY_NAME_MAX = 24  # keeps {isvc}-{canary}-predictor within a 63-character Service name
 
@@ -186,7 +187,9 @@ def _standard_deploy_patch(request: DeployRequest, name: str, namespace: str, cu
     canary_predictor: dict[str, Any] = {"name": canary_name}
     if replicas is not None:
         canary_predictor["minReplicas"] = replicas
-    canary_predictor["model"] = {**copy.deepcopy(stable_model), "storageUri": request.storage_uri}
+    # KServe's CRD (spec.canary, kserve#5672) requires the canary's model container name; KServe's own default
+    # for the predictor container is "kserve-container"
+    canary_predictor["model"] = {"name": KSERVE_CONTAINER, **copy.deepcopy(stable_model), "storageUri": request.storage_uri}
     patch = _envelope(name, namespace)
     patch["spec"] = {"canary": [{"predictor": canary_predictor, "trafficPercent": request.percent}]}
     return patch

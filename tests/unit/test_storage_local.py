@@ -135,3 +135,15 @@ def test_local_path_of_missing_key_raises(store: LocalStore) -> None:
 def test_importing_storage_does_not_import_boto3() -> None:
     code = "import sys, onevision.storage; assert 'boto3' not in sys.modules and 'botocore' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_artifacts_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    """Atomic writes go through mkstemp (0600); the published file has the umask's usual mode, like an archive."""
+    import os
+    import stat
+
+    store = LocalStore(tmp_path)
+    store.put_json("ab/replay.json", {"x": 1})
+    (tmp_path / "plain.txt").write_text("x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "ab" / "replay.json").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode) and mode & stat.S_IRGRP

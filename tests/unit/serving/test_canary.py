@@ -141,7 +141,7 @@ def test_standard_deploy_patch_adds_a_named_canary_with_the_stable_model_spec():
     patch = deploy_patch(STANDARD, DeployRequest(CANARY_URI, 10, canary_name="v4-canary"), name="onevision",
                          namespace="onevision", current=isvc(STANDARD))
     assert patch["spec"] == {"canary": [{"trafficPercent": 10, "predictor": {
-        "name": "v4-canary", "model": {**MODEL, "storageUri": CANARY_URI}}}]}
+        "name": "v4-canary", "model": {"name": "kserve-container", **MODEL, "storageUri": CANARY_URI}}}]}
 
 
 def test_standard_dark_canary_gets_one_replica():

@@ -23,3 +23,12 @@ def test_validate_command_exits_1_naming_the_failure(tiny_world_dir: Path, tmp_p
     assert result.exit_code == 1
     assert "users: expect_table_file_to_exist failed" in result.output
     assert (world / "validation" / "validation_result.json").is_file()
+
+
+def test_validate_takes_relative_paths_as_in_docs(tiny_world_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    world = Path(shutil.copytree(tiny_world_dir, tmp_path / "world", ignore=shutil.ignore_patterns("validation")))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["data", "validate", "world", "--report-dir", "reports/validation"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "reports" / "validation" / "validation_result.json").is_file()
+    assert (world / "world.json").is_file()
