@@ -40,8 +40,10 @@ from onevision.serving_core import (
     v2_response,
 )
 from serving.threads import configure_torch_threads
+from serving.ts_envelope import EnvelopeError, client_error_filter, guard_envelopes
 
 log = logging.getLogger(__name__)
+
 
 BUNDLE_SUBDIR = "bundle"
 _PHRASES = {400: "Bad Request", 413: "Payload Too Large"}
@@ -61,6 +63,8 @@ def _limit(name: str, default: int) -> int:
 
 class OneVisionHandler(BaseHandler):
     def initialize(self, context: Any) -> None:
+        guard_envelopes()
+        logging.getLogger("ts.service").addFilter(client_error_filter())
         threads = configure_torch_threads()
         model_dir = Path(context.system_properties["model_dir"])
         bundle_dir = model_dir / BUNDLE_SUBDIR
@@ -81,6 +85,8 @@ class OneVisionHandler(BaseHandler):
         self.context = context
         v2 = getattr(context, "input_names", None) is not None  # set by the kservev2 envelope
         try:
+            if isinstance(data, EnvelopeError):
+                raise BadRequest(data.reason)
             if v2:
                 return self._handle_v2(data, context)
             if data is None:  # the kserve envelope found no "instances"
@@ -89,6 +95,7 @@ class OneVisionHandler(BaseHandler):
                 return self._handle_raw(data, context)
             return self.service.predict(data)  # the kserve envelope: a list of instances
         except BadRequest as exc:
+            log.info("client error %d: %s", exc.status, exc.reason)
             if exc.status != 413:
                 raise PredictionException(exc.reason, exc.status) from exc
             context.set_all_response_status(exc.status, "Payload Too Large")

@@ -30,6 +30,15 @@ def v2_server(tiny_archives, tmp_path_factory) -> Iterator[TorchServeServer]:
         yield server
 
 
+# Bodies TorchServe's envelopes failed on before the handler ran (they were 503 "Prediction failed").
+RAW_BAD_BODIES = [
+    (b"", "application/json"), (b"not json", "application/json"), (b"null", "application/json"),
+    (b"[]", "application/json"), (b'"a string"', "application/json"), (b"\xff\xfe\x00", "application/json"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json"), (b"image=abc", "application/x-www-form-urlencoded"),
+    (b"hello", "text/plain"),
+]
+
+
 def v1_call(server: TorchServeServer, model: str, body) -> tuple[int, dict]:
     response = post_json(server.urls(model)["v1"], body)
     return response.status, response.json()
@@ -79,6 +88,14 @@ class TestKServeV1:
         assert good_status == 200
 
 
+    @pytest.mark.parametrize("body, content_type", RAW_BAD_BODIES)
+    def test_a_body_the_envelope_cannot_parse_is_a_400_naming_it(self, v1_server, serving_probe, body, content_type):
+        response = http("POST", v1_server.urls("cascade")["v1"], body, content_type=content_type)
+        assert response.status == 400, response.body[:300]
+        assert "request body" in response.json()["message"] or "instances" in response.json()["message"]
+        assert v1_call(v1_server, "cascade", v1_request(serving_probe.photos[:1], top_k=1))[0] == 200
+
+
 class TestKServeV2:
     def test_single_request_matches_the_library(self, v2_server, serving_probe):
         photo, user = serving_probe.photos[0], serving_probe.users[0]
@@ -117,6 +134,21 @@ class TestKServeV2:
         assert status == expected, body
         good_status, _ = v2_call(v2_server, "generator", v2_request(serving_probe.photos[:1], top_k=1))
         assert good_status == 200
+
+    @pytest.mark.parametrize("body, content_type", RAW_BAD_BODIES)
+    def test_a_body_the_envelope_cannot_parse_is_a_400_naming_it(self, v2_server, serving_probe, body, content_type):
+        response = http("POST", v2_server.urls("generator")["v2"], body, content_type=content_type)
+        assert response.status == 400, response.body[:300]
+        assert "request body" in response.json()["message"] or "inputs" in response.json()["message"]
+        good_status, _ = v2_call(v2_server, "generator", v2_request(serving_probe.photos[:1], top_k=1))
+        assert good_status == 200
+
+    @pytest.mark.parametrize("inputs", [[1], [{"name": "image_b64", "datatype": "BYTES", "shape": [1]}],
+                                        [{"name": "image_b64", "datatype": "BYTES", "shape": [0], "data": []}]])
+    def test_a_malformed_tensor_is_a_400(self, v2_server, serving_probe, inputs):
+        status, body = v2_call(v2_server, "cascade", {"inputs": inputs})
+        assert status == 400, body
+        assert v2_call(v2_server, "cascade", v2_request(serving_probe.photos[:1], top_k=1))[0] == 200
 
     def test_metrics_endpoint_answers(self, v2_server):
         response = http("GET", f"{v2_server.metrics_url}/metrics")
