@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--cascade-bundle", required=True)
     parser.add_argument("--queries", type=int, default=800, help="test queries for quality")
     parser.add_argument("--latency-queries", type=int, default=64, help="queries timed per setting")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to time")
     parser.add_argument("--plot", type=Path, default=None, help="write the cost/quality plot (SVG or PNG)")
     args = parser.parse_args()
@@ -126,25 +126,13 @@ def main() -> None:
         probs = world.behaviour.probabilities(users, targets, top)
         return recall_at_k(top, targets, 10), ctr_proxy(probs, top, 10)
 
-    def timings(retriever) -> dict:
-        out = {}
-        for t in args.threads:
-            torch.set_num_threads(t)
-            call = lambda s, e: retriever.retrieve(images[s:e], users[s:e], 10)  # noqa: E731
-            out[t] = (latency_ms(call, n_lat, 1, args.repeats), latency_ms(call, n_lat, 32, args.repeats))
-        torch.set_num_threads(1)
-        return out
-
-    cas_recall, cas_ctr = quality(cascade)
-    cas_times = timings(cascade)
-    cas = {"recall": cas_recall, "ctr": cas_ctr, "b1": {t: v[0] for t, v in cas_times.items()},
-           "b32": {t: v[1] for t, v in cas_times.items()}}
-
     # the generator's own part (after the shared CNN): inputs prepared once, beam search timed alone
     bank = encode_bank(generator.encoder, to_pixels(images[:n_lat]))
     contexts = [generator.user_context(users[i : i + 1]) if generator.personalised else None for i in range(n_lat)]
     inputs = [make_input(bank, [i], contexts[i]) for i in range(n_lat)]
 
+    cas_recall, cas_ctr = quality(cascade)
+    cas = {"name": "cascade", "recall": cas_recall, "ctr": cas_ctr}
     rows = []
     for setting in SETTINGS:
         generator.beam_width, generator.pruning = setting.beam_width, setting.pruning
@@ -152,42 +140,72 @@ def main() -> None:
         with FlopCounterMode(display=False) as counter:
             for inp in inputs[:16]:
                 beam_search(generator.generator, inp, generator.vrq.trie, setting.beam_width, 10, setting.pruning)
-        flops = counter.get_total_flops() / 16
-        decode = latency_ms(lambda s, e: beam_search(generator.generator, inputs[s], generator.vrq.trie,
-                                                     setting.beam_width, 10, setting.pruning), n_lat, 1, args.repeats)
-        times = timings(generator)
-        rows.append({"name": setting.name, "recall": recall, "ctr": ctr, "flops": flops, "decode": decode,
-                     "b1": {t: v[0] for t, v in times.items()}, "b32": {t: v[1] for t, v in times.items()}})
+        rows.append({"name": setting.name, "setting": setting, "recall": recall, "ctr": ctr,
+                     "flops": counter.get_total_flops() / 16})
 
+    # Timing in rounds: every arm is timed once per round, in the same order, so that machine noise (this is a
+    # shared 2-core box) hits all arms of a round alike; ratios are medians of the per-round ratios.
+    arms = [cas, *rows]
+    for arm in arms:
+        arm["rounds"] = []
+    for _ in range(args.repeats):
+        for arm in arms:
+            setting = arm.get("setting")
+            retriever = cascade if setting is None else generator
+            if setting is not None:
+                generator.beam_width, generator.pruning = setting.beam_width, setting.pruning
+            sample = {}
+            call = lambda s, e: retriever.retrieve(images[s:e], users[s:e], 10)  # noqa: E731
+            for t in args.threads:
+                torch.set_num_threads(t)
+                sample[("b1", t)] = latency_ms(call, n_lat, 1, 1)
+                sample[("b32", t)] = latency_ms(call, n_lat, 32, 1)
+            torch.set_num_threads(1)
+            if setting is not None:
+                sample["decode"] = latency_ms(lambda s, e: beam_search(
+                    generator.generator, inputs[s], generator.vrq.trie, setting.beam_width, 10, setting.pruning),
+                    n_lat, 1, 1)
+            arm["rounds"].append(sample)
     full = rows[0]
-    print(f"{len(q)} test queries for quality, {n_lat} timed, {args.repeats} repeats; "
-          f"plain matmul {gflops:.1f} GFLOP/s on one thread\n")
+
+    def value(arm: dict, key) -> float:
+        return float(np.median([r[key] for r in arm["rounds"]]))
+
+    def ratio(arm: dict, other: dict, key) -> float:
+        return float(np.median([a[key] / b[key] for a, b in zip(arm["rounds"], other["rounds"])]))
+
+    for arm in arms:
+        arm["b1"] = {t: value(arm, ("b1", t)) for t in args.threads}
+        arm["b32"] = {t: value(arm, ("b32", t)) for t in args.threads}
+        if "setting" in arm:
+            arm["decode"] = value(arm, "decode")
+
+    print(f"{len(q)} test queries for quality, {n_lat} timed, {args.repeats} interleaved rounds (medians; ratios are "
+          f"medians of per-round ratios); plain matmul {gflops:.1f} GFLOP/s on one thread\n")
     head = ["setting", "recall@10", "Δ recall (pts)", "CTR@10", "gen. MFLOPs/query", "FLOP floor ms", "decode ms b=1",
             "decode / floor"]
     for t in args.threads:
         head += [f"ms b=1 ({t}t)", "b=1 vs full", "b=1 vs cascade", f"ms b=32 ({t}t)", "b=32 vs full", "b=32 vs cascade"]
     print("| " + " | ".join(head) + " |")
     print("|---" * len(head) + "|")
-    cells = ["cascade", f"{cas['recall']:.3f}", f"{100 * (cas['recall'] - full['recall']):+.1f}", f"{cas['ctr']:.4f}",
-             "—", "—", "—", "—"]
-    for t in args.threads:
-        cells += [f"{cas['b1'][t]:.2f}", f"{cas['b1'][t] / full['b1'][t]:.2f}", "1.00",
-                  f"{cas['b32'][t]:.2f}", f"{cas['b32'][t] / full['b32'][t]:.2f}", "1.00"]
-    print("| " + " | ".join(cells) + " |")
-    for r in rows:
-        floor = r["flops"] / (gflops * 1e9) * 1000
-        cells = [f"generator: {r['name']}", f"{r['recall']:.3f}", f"{100 * (r['recall'] - full['recall']):+.1f}",
-                 f"{r['ctr']:.4f}", f"{r['flops'] / 1e6:.1f}", f"{floor:.3f}", f"{r['decode']:.2f}",
-                 f"{r['decode'] / floor:.1f}"]
+    for arm in arms:
+        if arm is cas:
+            cells = ["cascade", f"{cas['recall']:.3f}", f"{100 * (cas['recall'] - full['recall']):+.1f}",
+                     f"{cas['ctr']:.4f}", "—", "—", "—", "—"]
+        else:
+            floor = arm["flops"] / (gflops * 1e9) * 1000
+            cells = [f"generator: {arm['name']}", f"{arm['recall']:.3f}", f"{100 * (arm['recall'] - full['recall']):+.1f}",
+                     f"{arm['ctr']:.4f}", f"{arm['flops'] / 1e6:.1f}", f"{floor:.3f}", f"{arm['decode']:.2f}",
+                     f"{arm['decode'] / floor:.1f}"]
         for t in args.threads:
-            cells += [f"{r['b1'][t]:.2f}", f"{r['b1'][t] / full['b1'][t]:.2f}", f"{r['b1'][t] / cas['b1'][t]:.2f}",
-                      f"{r['b32'][t]:.2f}", f"{r['b32'][t] / full['b32'][t]:.2f}", f"{r['b32'][t] / cas['b32'][t]:.2f}"]
+            cells += [f"{arm['b1'][t]:.2f}", f"{ratio(arm, full, ('b1', t)):.2f}", f"{ratio(arm, cas, ('b1', t)):.2f}",
+                      f"{arm['b32'][t]:.2f}", f"{ratio(arm, full, ('b32', t)):.2f}", f"{ratio(arm, cas, ('b32', t)):.2f}"]
         print("| " + " | ".join(cells) + " |")
     served = next(r for r in rows if r["name"].startswith("served:"))
     for t in args.threads:
-        print(f"\nserved default, {t} thread(s): wall-clock gain over full beam {1 - served['b1'][t] / full['b1'][t]:+.0%} "
-              f"at batch 1, {1 - served['b32'][t] / full['b32'][t]:+.0%} at batch 32; recall@10 "
-              f"{100 * (served['recall'] - full['recall']):+.1f} pts")
+        print(f"\nserved default, {t} thread(s): wall-clock gain over full beam "
+              f"{1 - ratio(served, full, ('b1', t)):+.0%} at batch 1, {1 - ratio(served, full, ('b32', t)):+.0%} at "
+              f"batch 32; recall@10 {100 * (served['recall'] - full['recall']):+.1f} pts")
     if args.plot:
         plot(rows, cas, args.threads[0], args.plot)
         print(f"\nplot: {args.plot}")

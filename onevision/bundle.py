@@ -1,6 +1,7 @@
 """A model bundle: everything one served model needs, in one self-contained directory.
 
-    bundle.json          {"kind": "generator" | "cascade", "version", "created", "onevision"}
+    bundle.json          {"kind": "generator" | "cascade", "version", "created", "onevision",
+                          "files": {relative path: sha256}}  (verify_bundle checks them at build and load)
     encoder/             image encoder (+ catalogue features)
     userfeatures/        user feature table (personalisation)
     vrq/ + generator/    kind generator
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 BUNDLE_FILE = "bundle.json"
+FILES_KEY = "files"  # bundle.json: sha256 of every other file, by relative path
 KINDS = ("generator", "cascade")
 
 
@@ -49,9 +51,51 @@ def write_bundle(kind: str, out_dir: Path, *, encoder_dir: Path, vrq_dir: Path |
     else:
         _copy(cascade_dir, out_dir / "cascade", "cascade")
     meta = {"kind": kind, "version": version or time.strftime("%Y%m%d%H%M%S"), "created": time.time(),
-            "onevision": __version__}
+            "onevision": __version__, FILES_KEY: file_hashes(out_dir)}
     (out_dir / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
+
+
+class BundleIntegrityError(ValueError):
+    """A bundle's files are not the ones bundle.json lists (missing, changed or extra)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_hashes(bundle_dir: Path) -> dict[str, str]:
+    """sha256 of every file of the bundle but bundle.json, by relative path."""
+    root = Path(bundle_dir)
+    return {p.relative_to(root).as_posix(): _sha256(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() != BUNDLE_FILE}
+
+
+def verify_bundle(bundle_dir: Path | str, require_manifest: bool = True) -> dict:
+    """bundle.json's metadata once every file it lists is present with its hash and nothing else is there;
+    BundleIntegrityError naming what differs otherwise. A bundle written before file manifests existed has none:
+    an error with `require_manifest`, else accepted as is."""
+    root = Path(bundle_dir)
+    meta = read_bundle_meta(root)
+    expected = meta.get(FILES_KEY)
+    if not isinstance(expected, dict):
+        if require_manifest:
+            raise BundleIntegrityError(f"{root / BUNDLE_FILE} lists no files to verify (a bundle from before "
+                                       "file manifests); rebuild it (`onevision pipeline run` or `make run`)")
+        return meta
+    actual = file_hashes(root)
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    changed = sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k])
+    if missing or extra or changed:
+        parts = [f"{label} {names[:5]}" + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                 for label, names in (("missing", missing), ("changed", changed), ("unexpected", extra)) if names]
+        raise BundleIntegrityError(f"bundle {root} does not match its manifest: {'; '.join(parts)}")
+    return meta
 
 
 def read_bundle_meta(bundle_dir: Path) -> dict:
@@ -88,7 +132,7 @@ def bundle_identity(bundle_dir: Path | str) -> dict:
 def load_retriever(bundle_dir: Path | str, beam_width: int | None = None):
     """The bundle's Retriever: a GeneratorRetriever or a Cascade, ready for `retrieve(images, user_ids, k)`."""
     bundle_dir = Path(bundle_dir)
-    meta = read_bundle_meta(bundle_dir)
+    meta = verify_bundle(bundle_dir, require_manifest=False)
     if meta["kind"] == "generator":
         from onevision.generator.retriever import GeneratorRetriever
 

@@ -79,10 +79,15 @@ def _read_parity(parity_path: Path, bundle: dict[str, str], allow_failed: bool) 
 
 
 def _bundle_identity(bundle_dir: Path) -> dict[str, str]:
-    from onevision.bundle import bundle_identity
+    """The bundle's identity, once every file of its manifest is verified (a deleted weight file fails here,
+    not in TorchServe after its load timeout)."""
+    from onevision.bundle import BundleIntegrityError, bundle_identity, verify_bundle
 
     try:
+        verify_bundle(bundle_dir)
         return bundle_identity(bundle_dir)
+    except BundleIntegrityError as exc:
+        raise ArchiveError(str(exc)) from exc
     except (FileNotFoundError, ValueError, json.JSONDecodeError) as exc:
         raise ArchiveError(f"not a model bundle: {exc}") from exc
 

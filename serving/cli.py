@@ -95,8 +95,8 @@ def local(
     from serving.processes import ServerStartError, start_torchserve
 
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="onevision-serve-"))).resolve()  # TorchServe needs absolute paths
-    store = _combined_store(model_store, workdir)
     try:
+        store = _combined_store(model_store, workdir)  # reads every .mar's manifest: a truncated one is named here
         server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers)
     except (ServerStartError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

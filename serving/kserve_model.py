@@ -8,7 +8,6 @@ an ``s3://`` URI is downloaded through `onevision.storage` first.
 """
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import uuid
 import zipfile
@@ -28,15 +27,20 @@ BUNDLE_SUBDIR = "bundle"
 
 
 def _unpack_mar_bundle(mar: Path) -> Path:
-    digest = hashlib.sha256(f"{mar.resolve()}:{mar.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    target = Path(tempfile.gettempdir()) / f"onevision-mar-{digest}"
-    if (target / BUNDLE_SUBDIR / "bundle.json").exists():
-        return target / BUNDLE_SUBDIR
-    with zipfile.ZipFile(mar) as zf:
-        members = [m for m in zf.namelist() if m.startswith(f"{BUNDLE_SUBDIR}/")]
-        if not members:
-            raise FileNotFoundError(f"{mar} carries no {BUNDLE_SUBDIR}/ directory; was it built by serving.archive?")
-        zf.extractall(target, members)
+    """The bundle inside a .mar, unpacked into a new private directory (mode 0700, never shared or reused, so
+    nothing half-unpacked or planted by another user is ever read) and verified against its file manifest."""
+    from onevision.bundle import verify_bundle
+
+    target = Path(tempfile.mkdtemp(prefix="onevision-mar-"))
+    try:
+        with zipfile.ZipFile(mar) as zf:
+            members = [m for m in zf.namelist() if m.startswith(f"{BUNDLE_SUBDIR}/")]
+            if not members:
+                raise FileNotFoundError(f"{mar} carries no {BUNDLE_SUBDIR}/ directory; was it built by serving.archive?")
+            zf.extractall(target, members)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{mar} is not a readable model archive (truncated or corrupt: {exc})") from exc
+    verify_bundle(target / BUNDLE_SUBDIR, require_manifest=False)
     return target / BUNDLE_SUBDIR
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from onevision.bundle import bundle_identity
+from onevision.bundle import bundle_identity, file_hashes
 from serving.archive import ArchiveError, build_archive
 from serving.cli import serve_app
 from serving.kserve_model import resolve_bundle_dir
@@ -23,7 +23,8 @@ def bundle(tmp_path: Path) -> Path:
     (root / "encoder" / "encoder.json").write_text(json.dumps({"image_size": 64, "widths": [8], "embed_dim": 8}))
     (root / "generator").mkdir()
     (root / "generator" / "config.json").write_text("{}")
-    (root / "bundle.json").write_text(json.dumps({"kind": "generator", "version": "v3", "created": 1.0}))
+    (root / "bundle.json").write_text(json.dumps({"kind": "generator", "version": "v3", "created": 1.0,
+                                                  "files": file_hashes(root)}))
     return root
 
 
@@ -93,10 +94,42 @@ def test_a_report_on_another_bundle_is_refused(bundle, tmp_path):
         build_archive(bundle, tmp_path / "out", parity_path=report_for(tmp_path / "p.json", other))
 
 
-def test_a_changed_weight_file_breaks_the_binding(bundle, parity, tmp_path):
+def test_a_changed_weight_file_is_refused(bundle, parity, tmp_path):
     (bundle / "generator" / "config.json").write_text('{"changed": true}')
-    with pytest.raises(ArchiveError, match="not bundle v3"):
+    with pytest.raises(ArchiveError, match=r"changed \['generator/config.json'\]"):
         build_archive(bundle, tmp_path / "out", parity_path=parity)
+
+
+def test_a_deleted_weight_file_fails_the_build_not_torchserve(bundle, tmp_path):
+    (bundle / "generator" / "config.json").unlink()
+    with pytest.raises(ArchiveError, match=r"missing \['generator/config.json'\]"):
+        build_archive(bundle, tmp_path / "out")
+
+
+def test_a_bundle_without_a_file_manifest_is_refused(bundle, tmp_path):
+    meta = json.loads((bundle / "bundle.json").read_text())
+    del meta["files"]
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(ArchiveError, match="lists no files"):
+        build_archive(bundle, tmp_path / "out")
+
+
+def test_the_kserve_predictor_refuses_a_truncated_archive_naming_it(bundle, tmp_path):
+    result = build_archive(bundle, tmp_path / "out", model_name="onevision")
+    data = result.mar_path.read_bytes()
+    result.mar_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="onevision.mar is not a readable model archive"):
+        resolve_bundle_dir(tmp_path / "out", "onevision")
+
+
+def test_the_kserve_predictor_unpacks_into_a_new_private_directory(bundle, tmp_path):
+    import os
+    import stat
+
+    build_archive(bundle, tmp_path / "out", model_name="onevision")
+    first, second = (resolve_bundle_dir(tmp_path / "out", "onevision") for _ in range(2))
+    assert first != second
+    assert stat.S_IMODE(os.stat(first.parent).st_mode) == 0o700
 
 
 def test_a_bare_passed_true_is_refused(bundle, tmp_path):
