@@ -40,7 +40,9 @@ class TorchServeConfig:
     models: tuple[MarModel, ...]
     model_store: str = KSERVE_MODEL_STORE
     inference_address: str = "http://0.0.0.0:8085"
-    management_address: str = "http://0.0.0.0:8085"
+    # Management (register/scale/unregister models) answers only inside the pod: on the inference port and
+    # 0.0.0.0 anyone reaching the Service could `PUT /models/<m>?min_worker=...` (token auth is off, see above).
+    management_address: str = "http://127.0.0.1:8081"
     metrics_address: str = "http://0.0.0.0:8082"
     grpc_inference_port: int = 7070
     grpc_management_port: int = 7071

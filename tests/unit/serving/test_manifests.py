@@ -49,7 +49,7 @@ def cpu_millis(quantity: str) -> float:
 @pytest.mark.parametrize("env", NAMESPACES)
 def test_overlay_renders_the_serving_and_monitoring_objects(rendered, env):
     kinds = sorted(doc["kind"] for doc in rendered[env])
-    assert kinds == ["ConfigMap", "CronJob", "InferenceService", "Namespace", "ServiceAccount"]
+    assert kinds == ["ConfigMap", "CronJob", "InferenceService", "Namespace", "NetworkPolicy", "ServiceAccount"]
 
 
 @pytest.mark.parametrize("env", NAMESPACES)
@@ -118,6 +118,32 @@ def test_inference_service_round_trips_through_the_kserve_sdk(rendered, env):
     assert spec.model.resources.requests and spec.model.resources.limits
     assert spec.min_replicas >= 1 and spec.max_replicas >= spec.min_replicas
     assert spec.scale_target and spec.scale_metric
+
+
+@pytest.mark.parametrize("env", NAMESPACES)
+def test_the_predictor_runs_locked_down(rendered, env):
+    isvc = one(rendered[env], "InferenceService")
+    pod, container = isvc["spec"]["predictor"]["securityContext"], isvc["spec"]["predictor"]["model"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0
+    assert container["allowPrivilegeEscalation"] is False and container["readOnlyRootFilesystem"] is True
+    assert container["capabilities"]["drop"] == ["ALL"]
+    mounts = {m["mountPath"] for m in isvc["spec"]["predictor"]["model"]["volumeMounts"]}
+    assert "/tmp" in mounts  # TorchServe unpacks models and writes logs there
+    sdk = check_inference_service(isvc).spec.predictor
+    assert sdk.security_context.run_as_non_root and sdk.model.security_context.read_only_root_filesystem
+
+
+@pytest.mark.parametrize("env", NAMESPACES)
+def test_only_serving_ports_are_open_and_management_is_not_one(rendered, env):
+    from serving.ts_config import MarModel, TorchServeConfig
+
+    config = TorchServeConfig(models=(MarModel("m", "1.0", "m.mar"),))
+    policy = one(rendered[env], "NetworkPolicy")
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    management, inference = config.management_address, config.inference_address
+    assert management.startswith("http://127.0.0.1:") and management.rsplit(":", 1)[1] != inference.rsplit(":", 1)[1]
+    assert int(management.rsplit(":", 1)[1]) not in ports and int(inference.rsplit(":", 1)[1]) in ports
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": "onevision"}
 
 
 def test_dev_runs_one_small_replica_in_standard_mode(rendered):
