@@ -95,7 +95,7 @@ def validate_world(
 
     loaded = {t.name: _load(world_dir, t) for t in TABLES}
     frames = {name: v for name, v in loaded.items() if isinstance(v, pd.DataFrame)}
-    derived = derive(frames, limits.splits, limits.image_shape)
+    derived = derive(frames, limits.splits, limits.image_shape, limits.slate_size)
     docs_dir = report_dir / DOCS_DIR if data_docs else None
     if docs_dir is not None and docs_dir.exists():
         shutil.rmtree(docs_dir)  # our own output of an earlier run: keep the index to this run

@@ -26,6 +26,7 @@ class ContractLimits:
     image_shape: tuple[int, int, int] | None = None  # None: the most common decoded shape
     views: tuple[str, ...] = VIEWS
     splits: tuple[str, ...] = SPLITS
+    slate_size: int | None = None  # None: positions are checked against each slate's own length
 
 
 def limits_for_world(world_dir: Path) -> ContractLimits:
@@ -43,6 +44,7 @@ def limits_for_world(world_dir: Path) -> ContractLimits:
             n_brands=int(cfg["brands"]),
             n_price_bands=int(cfg["price_bands"]),
             image_shape=(size, size, 3),
+            slate_size=int(cfg["slate_size"]) if "slate_size" in cfg else None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(

@@ -79,6 +79,8 @@ def _value_expectations(table: str, limits: ContractLimits) -> list[Expectation]
             between(column="day", min_value=0),
             between(column="ts", min_value=0),
             gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(limits.splits)),
+            gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=list(limits.splits),
+                                                      meta={"check": "every split has queries"}),
         ],
         "impressions": [
             between(column="position", min_value=0),

@@ -208,3 +208,60 @@ def test_missing_world_directory_raises_file_not_found(tmp_path: Path) -> None:
 def test_unreadable_table_file_is_named(world: Path, tmp_path: Path) -> None:
     (world / "users.parquet").write_bytes(b"not parquet")
     assert "users: expect_table_file_to_be_readable_parquet failed" in str(failure_of(world, tmp_path))
+
+
+def _move_train_slate_onto_a_test_query(world: Path) -> None:
+    queries = pq.read_table(world / TABLES_BY_NAME["queries"].filename).to_pandas()
+    train_q = int(queries.loc[queries["split"] == "train", "query_id"].iloc[0])
+    test_q = int(queries.loc[queries["split"] == "test", "query_id"].iloc[0])
+
+    def move(f: pd.DataFrame) -> pd.DataFrame:
+        f = f[f["query_id"] != test_q].copy()
+        f.loc[f["query_id"] == train_q, "query_id"] = test_q
+        return f
+
+    corrupt(world, "impressions", move)
+
+
+def _grayscale_view(f: pd.DataFrame) -> pd.DataFrame:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64), np.uint8), mode="L").save(buffer, "PNG")
+    return set_value("image", 1, buffer.getvalue())(f)
+
+
+def _train_query_on_a_test_day(f: pd.DataFrame) -> pd.DataFrame:
+    row = f.index[f["split"] == "train"][0]
+    return set_value("day", row, int(f.loc[f["split"] == "test", "day"].max()))(f)
+
+
+def _query_before_first_day(world: Path) -> None:
+    queries = pq.read_table(world / TABLES_BY_NAME["queries"].filename).to_pandas()
+    target, day = int(queries["target_item_id"].iloc[0]), int(queries["day"].iloc[0])
+    corrupt(world, "items", lambda f: f.assign(first_day=np.where(f["item_id"] == target, day + 1, f["first_day"])))
+
+
+SEVEN_CORRUPTIONS = {  # each used to pass the gate with exit 0
+    "train slate moved onto a test query": (_move_train_slate_onto_a_test_query,
+                                            "queries.query_id: expect_column_values_to_be_null (every query has its logged slate"),
+    "grayscale item view": (lambda w: corrupt(w, "item_views", _grayscale_view), "colour mode L, expected RGB"),
+    "train query on a test day": (lambda w: corrupt(w, "queries", _train_query_on_a_test_day),
+                                  "queries.day: expect_column_values_to_be_null (split days do not overlap"),
+    "item with no views": (lambda w: corrupt(w, "item_views", lambda f: f[f["item_id"] != f["item_id"].iloc[0]]),
+                           "items.item_id: expect_column_values_to_be_null (every item has at least one view"),
+    "empty val split": (lambda w: corrupt(w, "queries", lambda f: f.assign(split=f["split"].replace("val", "test"))),
+                        "queries.split: expect_column_distinct_values_to_contain_set (every split has queries"),
+    "query before the item's first day": (_query_before_first_day, "is on sale from day"),
+    "slate position 57 of 10": (lambda w: corrupt(w, "impressions", set_value("position", 3, 57)),
+                                "position 57 in a slate of 10"),
+}
+
+
+@pytest.mark.parametrize("case", list(SEVEN_CORRUPTIONS))
+def test_each_corruption_the_gate_used_to_pass_is_a_named_failure(world: Path, tmp_path: Path, case: str) -> None:
+    apply, fragment = SEVEN_CORRUPTIONS[case]
+    apply(world)
+    assert fragment in str(failure_of(world, tmp_path))
