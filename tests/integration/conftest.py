@@ -113,6 +113,9 @@ class ServingProbe:
             assert prediction["model"] == kind or not check_model
             sids = [item["sid"] for item in prediction["items"]]
             assert all(s is None for s in sids) if kind == "cascade" else all(isinstance(s, list) and s for s in sids)
+            if kind == "generator":  # every served SID is a path of the trained stage-2 model's trie to that item
+                trie = self._retrievers["generator"].vrq.trie
+                assert trie.lookup(np.array(sids, dtype=np.int64)).tolist() == got
 
     # One instance (KServe v1) per kind of bad request: (instance, expected HTTP status).
     def bad_v1(self, case: str) -> tuple[dict[str, Any], int]:
