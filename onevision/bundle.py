@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+from onevision.storage import PUBLISHED_MARKER
+
 BUNDLE_FILE = "bundle.json"
 FILES_KEY = "files"  # bundle.json: sha256 of every other file, by relative path
 KINDS = ("generator", "cascade")
@@ -72,7 +74,7 @@ def file_hashes(bundle_dir: Path) -> dict[str, str]:
     """sha256 of every file of the bundle but bundle.json, by relative path."""
     root = Path(bundle_dir)
     return {p.relative_to(root).as_posix(): _sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).as_posix() != BUNDLE_FILE}
+            if p.is_file() and p.relative_to(root).as_posix() not in (BUNDLE_FILE, PUBLISHED_MARKER)}
 
 
 def verify_bundle(bundle_dir: Path | str, require_manifest: bool = True) -> dict:
@@ -114,7 +116,7 @@ def bundle_digest(bundle_dir: Path | str) -> str:
     root = Path(bundle_dir)
     read_bundle_meta(root)
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != PUBLISHED_MARKER):
         rel = path.relative_to(root).as_posix().encode()
         h.update(len(rel).to_bytes(8, "big") + rel + path.stat().st_size.to_bytes(8, "big"))
         with path.open("rb") as f:

@@ -36,6 +36,9 @@ _AUTH_ERROR_CODES = frozenset({
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
+PUBLISHED_MARKER = "_PUBLISHED.json"  # written last by upload_dir: the prefix's upload finished
+
+
 class ArtifactStoreError(Exception):
     """The store could not complete an operation (unreachable endpoint, missing bucket, rejected request)."""
 
@@ -97,6 +100,10 @@ class ArtifactStore(ABC):
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one artifact; nothing happens when it does not exist."""
+
+    @abstractmethod
     def get_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
@@ -133,23 +140,49 @@ class ArtifactStore(ABC):
         return json.loads(self.get_text(key))
 
     def upload_dir(self, local_dir: str | Path, key_prefix: str = "") -> list[str]:
-        """Upload every file under ``local_dir`` to ``key_prefix/<relative path>``; returns the keys written."""
+        """Upload every file under ``local_dir`` to ``key_prefix/<relative path>`` and publish it: the prefix's
+        marker (PUBLISHED_MARKER, the list of files) is removed first and written last, so a crash midway never
+        leaves a prefix that `require_published` accepts. Returns the keys written (marker excluded)."""
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise NotADirectoryError(f"upload_dir expects a directory, {local_dir} is not one")
         prefix = clean_key(key_prefix, allow_root=True)
-        keys = []
-        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-            key = _join_keys(prefix, path.relative_to(local_dir).as_posix())
+        marker = _join_keys(prefix, PUBLISHED_MARKER)
+        self.delete(marker)
+        keys, sizes = [], {}
+        for path in sorted(p for p in local_dir.rglob("*") if p.is_file() and p.name != PUBLISHED_MARKER):
+            relative = path.relative_to(local_dir).as_posix()
+            key = _join_keys(prefix, relative)
             self.upload_file(path, key)
             keys.append(key)
+            sizes[relative] = path.stat().st_size
+        self.put_json(marker, {"files": sizes})
         return keys
 
+    def require_published(self, key_prefix: str = "") -> dict[str, int]:
+        """The files of a completely uploaded prefix (relative path -> size); ArtifactNotFoundError naming the
+        prefix when its upload never finished (no marker) or a listed file is gone."""
+        prefix = clean_key(key_prefix, allow_root=True)
+        marker = _join_keys(prefix, PUBLISHED_MARKER)
+        try:
+            files = self.get_json(marker)["files"]
+        except ArtifactNotFoundError:
+            raise ArtifactNotFoundError(
+                f"{self.uri_of(prefix)} is not published: it has no {PUBLISHED_MARKER}, so its upload did not finish "
+                "(or it was not uploaded by onevision); upload it again with `onevision serve build --upload-to`"
+            ) from None
+        present = {k[len(prefix):].lstrip("/") for k in self.list(prefix)}
+        missing = sorted(set(files) - present)
+        if missing:
+            raise ArtifactNotFoundError(f"{self.uri_of(prefix)} lacks published files {missing[:5]}")
+        return dict(files)
+
     def download_dir(self, key_prefix: str, local_dir: str | Path) -> Path:
-        """Download every artifact under ``key_prefix`` into ``local_dir`` (paths relative to the prefix)."""
+        """Download every artifact under ``key_prefix`` into ``local_dir`` (paths relative to the prefix; the
+        publication marker stays behind)."""
         prefix = clean_key(key_prefix, allow_root=True)
         local_dir = Path(local_dir)
-        keys = [k for k in self.list(prefix) if k != prefix]
+        keys = [k for k in self.list(prefix) if k != prefix and k.rsplit("/", 1)[-1] != PUBLISHED_MARKER]
         if not keys:
             raise ArtifactNotFoundError(f"no artifacts under {self.uri_of(prefix)}")
         for key in keys:
@@ -205,6 +238,9 @@ class LocalStore(ArtifactStore):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         _write_atomic(self._path(clean_key(key)), lambda fh: fh.write(data))
+
+    def delete(self, key: str) -> None:
+        self._path(clean_key(key)).unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         return self._existing_file(key).read_bytes()
@@ -366,6 +402,9 @@ class S3Store(ArtifactStore):
     def put_bytes(self, key: str, data: bytes) -> None:
         log.debug("put %s (%d bytes)", self.uri_of(key), len(data))
         self._call(key, "put_object", Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def delete(self, key: str) -> None:
+        self._call(key, "delete_object", Bucket=self.bucket, Key=self._key(key))  # S3 deletes are idempotent
 
     def get_bytes(self, key: str) -> bytes:
         response = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))

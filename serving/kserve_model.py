@@ -50,7 +50,9 @@ def resolve_bundle_dir(model_dir: str | Path, model_name: str | None = None) -> 
     if "://" in text:
         from onevision.storage import open_store
 
-        model_dir = open_store(text).local_path()
+        store = open_store(text)
+        store.require_published()  # never load a version whose upload did not finish
+        model_dir = store.local_path()
     path = Path(model_dir)
     for candidate in (path, path / BUNDLE_SUBDIR):
         if (candidate / "bundle.json").exists():

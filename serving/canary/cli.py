@@ -130,6 +130,15 @@ def _apply_or_print(action: Action, client: IsvcClient, dry_run: bool) -> None:
     )
 
 
+def _require_published(storage_uri: str) -> None:
+    from onevision.storage import ArtifactStoreError, open_store
+
+    try:
+        open_store(storage_uri).require_published()
+    except ArtifactStoreError as exc:
+        raise CanaryError(f"deploy of {storage_uri} refused: {exc}") from None
+
+
 @canary_app.command("deploy")
 def deploy(
     storage_uri: Annotated[str, typer.Option("--storage-uri", help="Model to canary, e.g. s3://onevision-models/generator/v4.")],
@@ -154,6 +163,8 @@ def deploy(
     with _refusals():
         requested = parse_cli_mode(mode)
         request = DeployRequest(storage_uri, percent, tag_routing, canary_name, canary_replicas)
+        if not dry_run:  # KServe would load whatever is there: refuse a version whose upload did not finish
+            _require_published(storage_uri)
         # A Knative deploy patch needs no state, so `--dry-run --mode serverless` works without a cluster.
         needed = not (dry_run and requested is DeploymentMode.KNATIVE)
         target, live, client = _state(name, namespace, current, file_allowed=dry_run, needed=needed)

@@ -67,7 +67,45 @@ def test_dir_round_trip(store: S3Store, s3: S3Server, tmp_path: Path) -> None:
     store.upload_dir(tmp_path / "src", "encoder")
     out = store.download_dir("encoder", tmp_path / "copy")
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
-    assert raw_keys(s3) == sorted(f"runs/1/encoder/{rel}" for rel in files)
+    assert raw_keys(s3) == sorted(f"runs/1/encoder/{rel}" for rel in [*files, "_PUBLISHED.json"])
+    assert store.require_published("encoder") == {rel: len(data) for rel, data in files.items()}
+
+
+def test_an_upload_that_fails_midway_leaves_no_published_version(store: S3Store, s3: S3Server, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(4):
+        (tmp_path / "src" / "model-store").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / "model-store" / f"part{i}.bin").write_bytes(bytes([i]) * 100)
+    store.upload_dir(tmp_path / "src", "generator/v4")  # a complete earlier upload of this version
+    real_upload, calls = S3Store.upload_file, []
+
+    def crashing_upload(self: S3Store, local_path, key: str) -> None:
+        calls.append(key)
+        if len(calls) == 3:
+            raise ConnectionError("connection lost mid-upload")
+        real_upload(self, local_path, key)
+
+    monkeypatch.setattr(S3Store, "upload_file", crashing_upload)
+    with pytest.raises(ConnectionError):
+        store.upload_dir(tmp_path / "src", "generator/v4")
+    with pytest.raises(ArtifactNotFoundError, match="is not published"):
+        store.require_published("generator/v4")  # the re-upload withdrew the old marker before writing anything
+    monkeypatch.setattr(S3Store, "upload_file", real_upload)
+    store.upload_dir(tmp_path / "src", "generator/v4")
+    assert len(store.require_published("generator/v4")) == 4
+
+
+def test_a_multipart_sized_object_round_trips(store: S3Store, s3: S3Server, tmp_path: Path) -> None:
+    """boto3 switches to a multipart upload above 8 MiB (TransferConfig's default threshold)."""
+    import os
+
+    source = tmp_path / "big.mar"
+    source.write_bytes(os.urandom(9 * 1024 * 1024 + 17))
+    store.upload_file(source, "serving/big.mar")
+    head = s3.client().head_object(Bucket=BUCKET, Key="runs/1/serving/big.mar")
+    assert "-" in head["ETag"]  # a multipart object's ETag is "<md5 of part md5s>-<parts>"
+    back = store.download_file("serving/big.mar", tmp_path / "back.mar")
+    assert back.read_bytes() == source.read_bytes()
 
 
 def test_list_and_exists_treat_prefixes_as_directories(store: S3Store) -> None:

@@ -362,12 +362,41 @@ def test_missing_httproute_reads_as_none():
     assert KServeIsvcClient(lambda: RecordingKServe({})).get_httproute("onevision-predictor", "onevision") is None
 
 
-def test_cli_deploy_in_standard_mode_refuses_when_the_cluster_has_no_httproute(monkeypatch):
+def published_model(tmp_path: Path) -> str:
+    """A model layout uploaded with `upload_dir` (so its publication marker is there), as a storage URI."""
+    from onevision.storage import LocalStore
+
+    src = tmp_path / "layout"
+    (src / "config").mkdir(parents=True)
+    (src / "config" / "config.properties").write_text("model_store=/mnt/models/model-store\n")
+    LocalStore(tmp_path / "models" / "v4").upload_dir(src)
+    return f"file://{tmp_path / 'models' / 'v4'}"
+
+
+def test_cli_deploy_in_standard_mode_refuses_when_the_cluster_has_no_httproute(monkeypatch, tmp_path):
     fake = RecordingKServe(isvc(STANDARD))
     monkeypatch.setattr(canary_cli, "make_client", lambda: KServeIsvcClient(lambda: fake))
-    result = CliRunner().invoke(canary_app, ["deploy", "--storage-uri", CANARY_URI, "--percent", "10"])
+    result = CliRunner().invoke(canary_app, ["deploy", "--storage-uri", published_model(tmp_path), "--percent", "10"])
     assert result.exit_code == 1 and "canaryTrafficPercent is ignored" in result.output
     assert not [call for call in fake.calls if call[0] in ("patch", "replace")]
+
+
+def test_cli_deploy_refuses_a_model_whose_upload_did_not_finish(monkeypatch, tmp_path):
+    fake = RecordingKServe(isvc(KNATIVE))
+    monkeypatch.setattr(canary_cli, "make_client", lambda: KServeIsvcClient(lambda: fake))
+    storage = published_model(tmp_path)
+    (Path(storage.removeprefix("file://")) / "_PUBLISHED.json").unlink()  # what a crash midway through upload_dir leaves
+    result = CliRunner().invoke(canary_app, ["deploy", "--storage-uri", storage, "--percent", "10"])
+    assert result.exit_code == 1 and "is not published" in result.output
+    assert not [call for call in fake.calls if call[0] in ("patch", "replace")]
+
+
+def test_cli_deploy_of_a_published_model_patches(monkeypatch, tmp_path):
+    fake = RecordingKServe(isvc(KNATIVE))
+    monkeypatch.setattr(canary_cli, "make_client", lambda: KServeIsvcClient(lambda: fake))
+    result = CliRunner().invoke(canary_app, ["deploy", "--storage-uri", published_model(tmp_path), "--percent", "10"])
+    assert result.exit_code == 0, result.output
+    assert [call[0] for call in fake.calls if call[0] in ("patch", "replace")] == ["patch"]
 
 
 def test_cli_wait_waits_for_the_current_generation(monkeypatch):
