@@ -195,11 +195,14 @@ def arm_from_spec(spec: str, world_dir: str | Path, seed: int = 0) -> Arm:
         return RetrieverArm(RandomRetriever(items, seed=arm_seed), name=spec)
     if spec == "popularity":
         return RetrieverArm(PopularityRetriever.fit(load_world(world_dir)), name="popularity")
+    # v2 batches go as tensors of shape [1, B]: TorchServe's kservev2 envelope needs it, the kserve.Model
+    # server reads either form
     for prefix in ("v1+", "v2+"):
         if spec.startswith(prefix):
-            return HttpArm(spec[len(prefix):], protocol=prefix[:2])  # type: ignore[arg-type]
+            return HttpArm(spec[len(prefix):], protocol=prefix[:2], v2_nested=prefix == "v2+")  # type: ignore[arg-type]
     if spec.startswith(("http://", "https://")):
-        return HttpArm(spec, protocol="v2" if "/v2/" in spec else "v1")
+        protocol = "v2" if "/v2/" in spec else "v1"
+        return HttpArm(spec, protocol=protocol, v2_nested=protocol == "v2")
     if spec.startswith("s3://"):
         from onevision.storage import open_store
 

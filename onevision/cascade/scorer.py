@@ -4,28 +4,13 @@ the same after save/load."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from onevision.cascade.config import ScorerConfig
-
-
-@contextmanager
-def single_torch_thread() -> Iterator[None]:
-    """Small-MLP steps are dominated by thread hand-offs: one intra-op thread trains several times faster
-    (and does not fight other processes for the cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from onevision.torch_threads import single_torch_thread
 
 
 class Scorer:

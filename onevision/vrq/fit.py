@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from onevision.vision.features import CatalogueFeatures
 from onevision.vrq.aligned import ItemAttributes, VisionAlignedRQ, VRQConfig
+from onevision.torch_threads import single_torch_thread
 from onevision.vrq.kmeans import ResidualKMeans
 from onevision.vrq.model import RQVAEConfig
 from onevision.vrq.report import CodeQuality, code_quality, quality_table
@@ -112,7 +113,14 @@ def _rq_vae_quality(feats: CatalogueFeatures, sizes: tuple[int, ...], seed: int,
 
 def fit_vrq(feats: CatalogueFeatures, config: VRQConfig = VRQConfig(), compare_baselines: bool = True,
             show_progress: bool = True, attributes: ItemAttributes | None = None) -> VRQArtifact:
-    """`attributes` (rows in `feats.item_ids` order) feed `config.attribute_level`."""
+    """`attributes` (rows in `feats.item_ids` order) feed `config.attribute_level`. Runs on one torch thread
+    (and one faiss thread, see `kmeans`): multi-threaded reductions gave other SIDs from the same seed."""
+    with single_torch_thread():
+        return _fit_vrq(feats, config, compare_baselines, show_progress, attributes)
+
+
+def _fit_vrq(feats: CatalogueFeatures, config: VRQConfig, compare_baselines: bool, show_progress: bool,
+             attributes: ItemAttributes | None) -> VRQArtifact:
     # Alignment sees shop views and train-split user photos; test photos stay held out for the report.
     align_emb = np.concatenate([feats.view_emb, feats.train_photo_emb])
     align_rows = np.concatenate([feats.view_item_row, feats.train_photo_item_row])

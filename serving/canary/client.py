@@ -33,7 +33,8 @@ def _default_kserve_client() -> Any:
         return KServeClient()
     except (ConfigException, FileNotFoundError) as exc:
         raise CanaryError(
-            f"cannot reach a cluster: {exc}; set KUBECONFIG, or use --dry-run --current FILE to work offline"
+            f"cannot reach a cluster: {exc}; set KUBECONFIG, or work offline from a saved object (`kubectl get isvc -o yaml`): "
+            "`status --current FILE`, or `deploy|promote|rollback --dry-run --current FILE`"
         ) from exc
 
 
