@@ -3,7 +3,7 @@
 #   docker build -t ghcr.io/onevision/onevision:0.1.0 .                                 # CPU torch (default)
 #   docker build --build-arg TORCH_VARIANT=cu128 -t ghcr.io/onevision/onevision:0.1.0-cu128 .   # CUDA torch
 #
-# Components name the image through ONEVISION_IMAGE (components/image.py); the manifests through
+# Components and the deploy step name the image through ONEVISION_IMAGE (onevision/image.py); the manifests through
 # manifests/base/kustomization.yaml `images:`.
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from kfp import dsl
 from kfp.dsl.python_component import PythonComponent
 
-from components.image import image
+from onevision.image import image
 
 
 def onevision_component(func: Callable) -> PythonComponent:

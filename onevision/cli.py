@@ -8,10 +8,6 @@ from typing import Optional
 import typer
 
 from onevision.commands import evaluate_app, train_app
-from serving.canary.cli import canary_app
-from monitoring.cli import ab_app, drift_app
-from pipelines.cli import pipeline_app
-from serving.cli import serve_app
 
 app = typer.Typer(
     help="OneVision: generative visual product search — world, training, evaluation, pipelines, serving, monitoring.",
@@ -25,11 +21,19 @@ app.add_typer(world_app, name="world")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
-app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(serve_app, name="serve")
-app.add_typer(canary_app, name="canary")
-app.add_typer(ab_app, name="ab")
-app.add_typer(drift_app, name="drift")
+COMMANDS_GROUP = "onevision.commands"  # entry points: name = "package.module:typer_app" (pyproject.toml)
+
+
+def _add_registered_groups(root: typer.Typer) -> None:
+    """The packages built on the core (pipelines, serving, monitoring) register their command groups as entry
+    points, so the core's command never imports them."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        root.add_typer(ep.load(), name=ep.name)
+
+
+_add_registered_groups(app)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -75,7 +75,7 @@ def deploy_canary(
     image: str | None = None,
     client: Any = None,
 ) -> DeployResult:
-    from components.image import image as project_image
+    from onevision.image import image as project_image
 
     request = DeployRequest(storage_uri, canary_percent)  # validates percent and URI scheme before any upload
     _upload(model_store_dir, storage_uri)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.image import DEFAULT_IMAGE, IMAGE_ENV_VAR
+from onevision.image import DEFAULT_IMAGE, IMAGE_ENV_VAR
 from pipelines.compile import COMPILED_DIR, compile_all, compiled_path
 
 TRAIN_TASKS = {
@@ -136,7 +136,7 @@ def test_every_step_runs_in_the_project_image(train: dict) -> None:
 
 
 def test_image_setting_reads_the_environment(monkeypatch) -> None:
-    from components.image import image
+    from onevision.image import image
 
     monkeypatch.setenv(IMAGE_ENV_VAR, "registry.example/onevision:dev")
     assert image() == "registry.example/onevision:dev"
