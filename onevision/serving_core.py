@@ -469,12 +469,10 @@ def _finite_or_none(x: float) -> float | None:
 class SearchService:
     """Loads a model bundle once; answers validated search requests with ranked items."""
 
-    def __init__(self, bundle_dir: str | Path, max_image_bytes: int = 2_000_000, max_batch: int = 64,
-                 default_top_k: int = 10, max_top_k: int = 100):
+    def __init__(self, bundle_dir: str | Path, limits: ServiceLimits = ServiceLimits()):
         from onevision.bundle import load_retriever
 
         bundle_dir = Path(bundle_dir)
-        limits = ServiceLimits(max_image_bytes, max_batch, default_top_k, max_top_k)
         info = read_model_info(bundle_dir)
         retriever = load_retriever(bundle_dir)
         self._setup(retriever, info, _known_users_of(retriever, bundle_dir), limits)

@@ -20,7 +20,7 @@ from fastapi import HTTPException
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from onevision.serving_core import BadRequest, SearchService, v1_instances
+from onevision.serving_core import BadRequest, SearchService, ServiceLimits, v1_instances
 from serving.threads import configure_torch_threads
 
 BUNDLE_SUBDIR = "bundle"
@@ -86,17 +86,15 @@ def _tensor_data(tensor: Any) -> list[Any]:
 
 
 class OneVisionModel(kserve.Model):
-    def __init__(self, name: str, model_dir: str | Path, max_image_bytes: int = 2_000_000, max_batch: int = 64,
-                 default_top_k: int = 10, max_top_k: int = 100):
+    def __init__(self, name: str, model_dir: str | Path, limits: ServiceLimits = ServiceLimits()):
         super().__init__(name)
         self.model_dir = model_dir
-        self.limits = dict(max_image_bytes=max_image_bytes, max_batch=max_batch, default_top_k=default_top_k,
-                           max_top_k=max_top_k)
+        self.limits = limits
         self.service: SearchService | None = None
 
     def load(self) -> bool:
         configure_torch_threads()
-        self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), **self.limits)
+        self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), self.limits)
         self.ready = True
         return self.ready
 

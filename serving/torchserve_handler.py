@@ -23,6 +23,7 @@ envelope and several requests in one TorchServe batch, each bad row gets its own
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from ts.utils.util import PredictionException
 from onevision.serving_core import (
     BadRequest,
     SearchService,
+    ServiceLimits,
     v1_response,
     v2_instances,
     v2_response,
@@ -55,10 +57,14 @@ def _error_body(exc: BadRequest) -> dict[str, Any]:
     return {"code": exc.status, "type": "BadRequest", "message": exc.reason}
 
 
-def _limit(name: str, default: int) -> int:
-    """Limits can be tuned per deployment with ONEVISION_<NAME> environment variables."""
-    value = os.environ.get(f"ONEVISION_{name.upper()}")
-    return default if value in (None, "") else int(value)
+def limits_from_env(env: Any = os.environ) -> ServiceLimits:
+    """ServiceLimits with each field overridable as ONEVISION_<FIELD> (e.g. ONEVISION_MAX_BATCH=32)."""
+    defaults = ServiceLimits()
+    values = {}
+    for f in dataclasses.fields(ServiceLimits):
+        raw = env.get(f"ONEVISION_{f.name.upper()}")
+        values[f.name] = getattr(defaults, f.name) if raw in (None, "") else int(raw)
+    return ServiceLimits(**values)
 
 
 class OneVisionHandler(BaseHandler):
@@ -68,13 +74,7 @@ class OneVisionHandler(BaseHandler):
         threads = configure_torch_threads()
         model_dir = Path(context.system_properties["model_dir"])
         bundle_dir = model_dir / BUNDLE_SUBDIR
-        self.service = SearchService(
-            bundle_dir,
-            max_image_bytes=_limit("max_image_bytes", 2_000_000),
-            max_batch=_limit("max_batch", 64),
-            default_top_k=_limit("default_top_k", 10),
-            max_top_k=_limit("max_top_k", 100),
-        )
+        self.service = SearchService(bundle_dir, limits_from_env())
         self.context = context
         self.manifest = context.manifest
         self.initialized = True

@@ -88,3 +88,26 @@ def test_oversize_payload_is_answered_with_status_413():
     ctx = context()
     (body,) = handler(max_image_bytes=100).handle([{"image": PHOTO + bytes(200)}], ctx)
     assert ctx.get_response_status(0)[0] == 413 and body["code"] == 413
+
+
+def test_every_limit_can_be_set_from_the_environment():
+    import dataclasses
+
+    from serving.torchserve_handler import limits_from_env
+
+    assert limits_from_env({}) == ServiceLimits()
+    env = {f"ONEVISION_{f.name.upper()}": str(getattr(ServiceLimits(), f.name) + 1) for f in dataclasses.fields(ServiceLimits)
+           if f.name != "default_top_k"}
+    limits = limits_from_env(env)
+    assert limits.max_batch == ServiceLimits().max_batch + 1 and limits.max_request_pixels == ServiceLimits().max_request_pixels + 1
+
+
+def test_the_kserve_server_has_one_flag_per_limit():
+    import dataclasses
+
+    from serving.kserve_main import build_parser
+
+    args = build_parser().parse_args(["--model_dir", "/m", "--max_batch", "7"])
+    assert args.max_batch == 7
+    assert all(getattr(args, f.name) == getattr(ServiceLimits(), f.name)
+               for f in dataclasses.fields(ServiceLimits) if f.name != "max_batch")
