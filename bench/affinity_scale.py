@@ -25,6 +25,7 @@ from onevision.bundle import load_retriever
 from onevision.evaluation import evaluate
 from onevision.generator.decode import PruningConfig
 from onevision.world import load_world
+from onevision.world.behaviour import CatalogueFacts, preference_score
 
 COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10", "personalisation_lift@10",
            "cvr_proxy@10")
@@ -33,17 +34,19 @@ COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10",
 def oracle_bias(retriever, world, scale: float):
     """level_bias replacement: α × the world's preference score of each attribute code (unknown users: none)."""
     prefs, codes = world.behaviour.prefs, retriever.vrq.attributes
-    n_brands, n_bands = prefs.brand_pref.shape[1], prefs.price_pref.shape[1]
     used = codes.brand >= 0
+    n = len(codes.brand)
+    # the codes as a catalogue of (brand, price band) rows, so the world's own preference_score scores them
+    as_items = CatalogueFacts(np.arange(n), np.zeros(n, np.int64), np.maximum(codes.brand, 0),
+                              np.maximum(codes.price_band, 0), np.zeros(n, np.int64), np.arange(n))
 
     def bias(batch):
         if batch.user_ids is None:
             return None
         ids = batch.user_ids.numpy()
         rows = prefs.rows(np.maximum(ids, 0))
-        brand = np.sqrt(n_brands * prefs.brand_pref[rows][:, np.maximum(codes.brand, 0)]) - 0.8
-        band = np.sqrt(n_bands * prefs.price_pref[rows][:, np.maximum(codes.price_band, 0)]) - 0.8
-        score = np.where(used[None], 1.2 * brand + 0.8 * band, -30.0) * (ids >= 0)[:, None]
+        score = preference_score(prefs, as_items, rows[:, None], np.arange(n)[None, :])
+        score = np.where(used[None], score, -30.0) * (ids >= 0)[:, None]
         return torch.from_numpy(scale * score).float()
 
     return bias
