@@ -17,7 +17,8 @@ _EXPORTS = {
     "DriftSummary": "monitoring.summary",
     "run_drift_report": "monitoring.report",
     "compare_arms": "monitoring.compare", "recommend": "monitoring.compare",
-    "compare_proportions": "monitoring.stats",
+    "estimate_effect": "monitoring.stats", "infer": "monitoring.stats",
+    "chi_square_p_value": "monitoring.srm", "sequential_p_values": "monitoring.srm",
     "AlertStore": "monitoring.alerts", "evaluate_alerts": "monitoring.alerts",
     "rate_chart_svg": "monitoring.charts",
 }

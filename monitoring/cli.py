@@ -83,41 +83,65 @@ def ab_replay(
                    f"CVR {row[('ordered', 'mean')]:.4f}")
 
 
+ExpectedSplitOpt = Annotated[Optional[float], typer.Option(
+    "--expected-canary-percent",
+    help="The split configured for the canary (% of users), for the sample-ratio check (default: the log's replay config).")]
+
+
+def comparison_lines(comparison) -> list[str]:
+    """The sample-ratio verdict, the looks and each metric's CUPED estimate, as `ab compare` and `drift review` print them."""
+    srm = comparison.srm
+    lines = [f"sample ratio: {'MISMATCH' if srm.mismatch else 'ok' if srm.checked else 'not checked'} — {srm.reason}"]
+    lines.append(f"looks: windows {comparison.windows} (cumulative; pre-period {comparison.pre_period_windows}), "
+                 f"{comparison.method} test at alpha={comparison.alpha:g}")
+    for m in comparison.metrics.values():
+        cuped = (f"CUPED: {m.cuped.variance_reduction:.0%} less variance (beta={m.cuped.beta:.3g}, "
+                 f"{m.cuped.covered_users:.0%} of users with a pre-period)" if m.cuped.applied and m.cuped.variance_reduction is not None
+                 else f"CUPED not applied: {m.cuped.reason}")
+        lines.append(f"  {m.metric}: {cuped}")
+    return lines
+
+
 @ab_app.command("compare")
 def ab_compare(
     log: Annotated[str, typer.Argument(help="Replay / request log directory or s3:// URI.")],
-    window: Annotated[Optional[list[int]], typer.Option("--window", help="Windows to compare (repeat; default: all).")] = None,
+    window: Annotated[Optional[list[int]], typer.Option("--window", help="Looks to read (repeat; default: every window since the canary started).")] = None,
     rules: RulesOpt = None,
+    expected_canary_percent: ExpectedSplitOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the comparison and recommendation as JSON.")] = None,
 ) -> None:
-    """CTR/CVR lift of the canary over the control (z-test, CIs) and the lift-based recommendation."""
+    """CTR/CVR lift of the canary over the control (sequential or fixed test, CUPED, sample-ratio check) and the recommendation."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from monitoring.compare import compare_arms, recommend
+    from monitoring.compare import compare_arms, expected_share_of, recommend
     from monitoring.replay import ReplayLog
     from monitoring.rules import load_rules
 
     try:
         monitoring_rules = load_rules(rules)
-        requests = ReplayLog.load(log).requests
+        replay = ReplayLog.load(log)
+        comparison = compare_arms(replay.requests, monitoring_rules.comparison, window,
+                                  expected_share_of(replay.meta, expected_canary_percent))
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    comparison = compare_arms(requests, monitoring_rules.comparison, window)
     recommendation = recommend(comparison, [], monitoring_rules)
-    console = Console()
+    console = Console(width=160)
     if comparison is not None:
-        table = Table(title=f"canary vs control, windows {comparison.windows} ({comparison.confidence:.0%} CI)")
-        for col in ("metric", "control", "canary", "lift", "CI", "p", "significant"):
+        level = f"{1 - comparison.alpha:.0%}"
+        table = Table(title=f"canary vs control, looks {comparison.windows} ({comparison.method} test, {level} CI)")
+        for col in ("metric", "control", "canary", "lift", f"{level} CI", "p", "p (one look)", "significant"):
             table.add_column(col)
         for m in comparison.metrics.values():
             rel = "n/a" if m.rel_lift is None else f"{m.rel_lift:+.2%}"
             ci = " .. ".join("n/a" if v is None else f"{v:+.2%}" for v in m.rel_ci)
             table.add_row(m.metric, f"{m.control_rate:.4f} (n={m.control_n})", f"{m.canary_rate:.4f} (n={m.canary_n})",
-                          rel, ci, f"{m.p_value:.3g}", "yes" if m.significant else "no")
+                          rel, ci, f"{m.p_value:.3g}", f"{m.fixed_p_value:.3g}", "yes" if m.significant else "no")
         console.print(table)
+        for line in comparison_lines(comparison):
+            console.print(line, markup=False)
     console.print(f"recommendation: [bold]{recommendation.action}[/bold] — " + "; ".join(recommendation.reasons))
     if json_out is not None:
         json_out.write_text(json.dumps({"comparison": comparison.model_dump() if comparison else None,
@@ -134,6 +158,7 @@ def drift_report(
     current_window: Annotated[Optional[list[int]], typer.Option("--current-window", help="Current windows (repeat).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run id (default: UTC timestamp).")] = None,
     fail_on: Annotated[Optional[str], typer.Option(help="Exit 3 when an alert of this severity (or worse) fires: critical|warning|info.")] = None,
+    expected_canary_percent: ExpectedSplitOpt = None,
 ) -> None:
     """Evidently drift per arm (reference vs current), arm comparison, alerts and a recommendation."""
     from monitoring.alerts import SEVERITY_ORDER
@@ -143,7 +168,8 @@ def drift_report(
         _fail(f"--fail-on must be one of {sorted(SEVERITY_ORDER)}, got {fail_on!r}", 2)
     try:
         summary = run_drift_report(reference, current, out, rules, reference_windows=reference_window,
-                                   current_windows=current_window, run_id=run_id)
+                                   current_windows=current_window, run_id=run_id,
+                                   expected_canary_percent=expected_canary_percent)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(f"drift report {summary.run_id}: recommendation {summary.recommendation.action} "
@@ -170,6 +196,7 @@ def drift_review(
 
     from monitoring.alerts import AlertStore
     from monitoring.report import LATEST
+    from monitoring.summary import DriftSummary
     from onevision.storage import open_store
 
     alerts = AlertStore(store)
@@ -196,6 +223,15 @@ def drift_review(
         return
     run_id = reports.get_json(LATEST)["run_id"]
     typer.echo(f"latest report ({run_id}): {reports.uri_of(f'{run_id}/index.html')}")
+    summary = DriftSummary.from_json(reports.get_text(f"{run_id}/summary.json"))
+    typer.echo(f"recommendation: {summary.recommendation.action} — {'; '.join(summary.recommendation.reasons)}")
+    if summary.comparison is not None:
+        for m in summary.comparison.metrics.values():
+            rel = "n/a" if m.rel_lift is None else f"{m.rel_lift:+.2%}"
+            ci = " .. ".join("n/a" if v is None else f"{v:+.2%}" for v in m.rel_ci)
+            typer.echo(f"  {m.metric} lift {rel} [{ci}] p={m.p_value:.3g} ({summary.comparison.method})")
+        for line in comparison_lines(summary.comparison):
+            typer.echo(line)
     if open_:
         local = reports.local_path(run_id) / "index.html"  # an s3:// store is downloaded first
         webbrowser.open(local.resolve().as_uri())

@@ -20,7 +20,7 @@ import pandas as pd
 
 from monitoring.alerts import AlertContext, AlertStore, evaluate_alerts
 from monitoring.charts import rate_chart_svg
-from monitoring.compare import compare_arms, recommend
+from monitoring.compare import compare_arms, expected_share_of, recommend
 from monitoring.drift import prepare_windows, read_snapshot, run_evidently
 from monitoring.replay import ARMS, ReplayLog
 from monitoring.rules import MonitoringRules, as_rules
@@ -78,11 +78,15 @@ def run_drift_report(
     reference_uri: str, current_uri: str, out_uri: str, rules: MonitoringRules | str | Path | None = None,
     *, reference_windows: Sequence[int] | None = None, current_windows: Sequence[int] | None = None,
     run_id: str | None = None, now: datetime | None = None, publish_uri: str | None = None,
+    expected_canary_percent: float | None = None,
 ) -> DriftSummary:
     """The drift report of the KFP pipeline and the CronJob (`onevision drift report`).
 
     `publish_uri`: a second report store that receives the same files (e.g. the KFP component writes to
-    its output artifact and publishes to s3://...); links in the summary and alerts then point there."""
+    its output artifact and publishes to s3://...); links in the summary and alerts then point there.
+    The arm comparison is `ab compare`'s on the current log, every look up to the last current window
+    (the same windows, so both reach the same decision); `expected_canary_percent` overrides the split that
+    the log's metadata records, for the sample-ratio check."""
     import evidently
 
     from onevision.storage import open_store
@@ -104,7 +108,9 @@ def run_drift_report(
         for arm in ARMS:
             arms[arm] = _arm_drift(arm, ref_rows[ref_rows["arm"] == arm], cur_rows[cur_rows["arm"] == arm], rules,
                                    Path(tmp), stores, run_id)
-    comparison = compare_arms(cur_rows, rules.comparison)
+    until = max(cur_w)
+    comparison = compare_arms(current.requests[current.requests["window"] <= until], rules.comparison,
+                              expected_canary_share=expected_share_of(current.meta, expected_canary_percent))
     window_label = f"reference {ref_w} -> current {cur_w}"
     summary_uri = link.uri_of(f"{run_id}/summary.json")
     ctx = AlertContext(run_id=run_id, created=now.isoformat(), window=window_label, summary_uri=summary_uri)
@@ -161,14 +167,27 @@ def index_html(summary: DriftSummary, chart_svg: str) -> str:
         if arm.status != "tested":
             rows.append(f"<tr><td>{arm.arm}</td><td colspan='7'>not tested: {arm.n_reference} reference / "
                         f"{arm.n_current} current requests</td></tr>")
-    lifts = []
+    lifts, split_html = [], ""
     if summary.comparison:
-        for m in summary.comparison.metrics.values():
+        comparison = summary.comparison
+        for m in comparison.metrics.values():
             rel = "n/a" if m.rel_lift is None else f"{m.rel_lift:+.2%}"
             ci = " .. ".join("n/a" if v is None else f"{v:+.2%}" for v in m.rel_ci)
+            cuped = (f"{m.cuped.variance_reduction:.0%} less variance" if m.cuped.applied and m.cuped.variance_reduction is not None
+                     else f"not applied: {m.cuped.reason}")
             lifts.append(f"<tr><td>{m.metric}</td><td>{m.control_rate:.4f} (n={m.control_n})</td><td>{m.canary_rate:.4f} "
                          f"(n={m.canary_n})</td><td>{rel}</td><td>[{ci}]</td><td>{m.p_value:.3g}</td>"
-                         f"<td>{'yes' if m.significant else 'no'}</td></tr>")
+                         f"<td>{m.fixed_p_value:.3g}</td><td>{'yes' if m.significant else 'no'}</td>"
+                         f"<td>{escape(cuped)}</td></tr>")
+        srm = comparison.srm
+        colour_srm = "#d62728" if srm.mismatch or not srm.checked else "#2ca02c"
+        p_seq = "n/a" if srm.sequential_p_value is None else f"{srm.sequential_p_value:.3g}"
+        p_chi = "n/a" if srm.chi_square_p_value is None else f"{srm.chi_square_p_value:.3g}"
+        split_html = (f"<p style='color:{colour_srm}'><b>Sample ratio ({'MISMATCH' if srm.mismatch else 'ok' if srm.checked else 'not checked'})"
+                 f"</b>: {escape(srm.reason)}; chi-square p={p_chi}, sequential p={p_seq}, alpha={srm.alpha:g}.</p>"
+                 f"<p>Looks: windows {comparison.windows} (cumulative; pre-period {comparison.pre_period_windows}); "
+                 f"{comparison.method} test, intervals at {1 - comparison.alpha:.0%}"
+                 + (f", mixing sd tau={comparison.tau:g}" if comparison.method == "sequential" else "") + ".</p>")
     alerts = "".join(f"<li><b>{a.severity}</b> {escape(a.rule)} on {a.arm}: {escape(a.message)}</li>" for a in summary.alerts)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>OneVision drift report {escape(summary.run_id)}</title>
@@ -180,9 +199,10 @@ current: {escape(summary.current.uri)} windows {summary.current.windows} ({summa
 Evidently {escape(summary.evidently_version)}.</p>
 <h2 style="color:{colour}">Recommendation: {rec.action}</h2><ul>{''.join(f'<li>{escape(r)}</li>' for r in rec.reasons)}</ul>
 <h2>Alerts ({len(summary.alerts)})</h2><ul>{alerts or '<li>none</li>'}</ul>
-<h2>Canary vs control (current window)</h2>
-<table><tr><th>metric</th><th>control</th><th>canary</th><th>lift</th><th>CI</th><th>p</th><th>significant</th></tr>
-{''.join(lifts) or '<tr><td colspan=7>no traffic on one arm</td></tr>'}</table>
+<h2>Canary vs control (since the canary started, up to the current window)</h2>{split_html}
+<table><tr><th>metric</th><th>control</th><th>canary</th><th>lift</th><th>CI</th><th>p</th><th>p (one look)</th>
+<th>significant</th><th>CUPED</th></tr>
+{''.join(lifts) or '<tr><td colspan=9>no traffic on one arm</td></tr>'}</table>
 <h2>CTR / CVR over time</h2>{chart_svg}
 <h2>Drift tests (Evidently)</h2>
 <table><tr><th>arm</th><th>family</th><th>test</th><th>method</th><th>score</th><th>threshold</th><th>result</th><th>report</th></tr>

@@ -102,15 +102,32 @@ class DriftRules(_Strict):
         return [t for t in self.tests if t.family == family]
 
 
+class SrmRules(_Strict):
+    alpha: float = 0.001  # an SRM is flagged below this p-value (per window and segment: Bonferroni-split)
+    sequential: bool = True  # also the always-valid Dirichlet-multinomial test over the looks
+    segments: list[str] = Field(default_factory=lambda: ["user_history"])  # request columns to check the split within;
+    # "user_history" (new / returning, derived from the pre-period) is built in; others must be columns of the log
+    concentration: float = 10_000.0  # of the sequential test's Dirichlet prior around the expected split
+
+    @model_validator(mode="after")
+    def _check(self) -> SrmRules:
+        if not 0 < self.alpha < 1 or self.concentration <= 0:
+            raise ValueError(f"srm.alpha must lie in (0, 1) and srm.concentration be > 0; got {self.alpha}, {self.concentration}")
+        return self
+
+
 class ComparisonRules(_Strict):
-    confidence: float = 0.95  # of the lift intervals
-    alpha: float = 0.05  # significance of the two-proportion z-test
+    method: Literal["sequential", "fixed"] = "sequential"  # sequential: valid when read at every window
+    alpha: float = 0.05  # of the test; the lift intervals are at level 1 - alpha, from the same method
+    tau: float = 0.05  # sequential test: mixing standard deviation of the log rate ratio (the lifts it expects)
+    cuped: bool = True  # variance reduction with each user's pre-period rate (when the log has a pre-period)
     min_requests: int = 200  # per arm, below which a canary is not promoted (a significant loss still rolls back)
+    srm: SrmRules = SrmRules()
 
     @model_validator(mode="after")
     def _check(self) -> ComparisonRules:
-        if not (0 < self.confidence < 1 and 0 < self.alpha < 1):
-            raise ValueError(f"confidence and alpha must lie in (0, 1); got {self.confidence}, {self.alpha}")
+        if not 0 < self.alpha < 1 or self.tau <= 0:
+            raise ValueError(f"comparison.alpha must lie in (0, 1) and comparison.tau be > 0; got {self.alpha}, {self.tau}")
         return self
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
 
 
@@ -63,25 +63,69 @@ class ArmDrift(_Model):
     snapshot_json: str | None  # URI of Evidently's snapshot (Snapshot.json())
 
 
+class Cuped(_Model):
+    """CUPED on the metric, with each user's pre-period rate as covariate."""
+
+    applied: bool
+    beta: float | None
+    variance_reduction: float | None  # 1 - Var(adjusted) / Var(unadjusted) of the log rate ratio
+    covered_users: float  # share of the compared users with a pre-period rate
+    reason: str | None  # why it was not applied
+
+
 class MetricLift(_Model):
+    """One metric's lift: `p_value`, `rel_ci` and `significant` come from one method (`method`), so the
+    interval excludes 0 exactly when p < alpha. `fixed_p_value` is the one-look z-test, for reference."""
+
     metric: Literal["ctr", "cvr"]
-    control_rate: float
+    method: Literal["fixed", "sequential"]
+    control_rate: float  # observed rates
     canary_rate: float
-    control_n: int
+    control_n: int  # requests
     canary_n: int
-    abs_diff: float
-    abs_ci: list[float]
-    rel_lift: float | None
+    control_users: int
+    canary_users: int
+    rel_lift: float | None  # canary / control - 1, CUPED-adjusted when applied
     rel_ci: list[float | None]
-    z: float
     p_value: float
     significant: bool
+    fixed_p_value: float
+    cuped: Cuped
+
+
+class SrmSlice(_Model):
+    name: str  # "window 3", "user_history=new"
+    control_units: int
+    canary_units: int
+    p_value: float  # chi-square
+    mismatch: bool  # p below the alpha of its family (Bonferroni over the slices)
+
+
+class SrmCheck(_Model):
+    """Sample-ratio mismatch on distinct users per arm against the configured split."""
+
+    checked: bool
+    unit: Literal["user"] = "user"
+    expected_canary_share: float | None
+    control_units: int
+    canary_units: int
+    observed_canary_share: float | None
+    chi_square_p_value: float | None
+    sequential_p_value: float | None  # always valid over the looks (Lindon & Malek)
+    alpha: float
+    mismatch: bool
+    windows: list[SrmSlice]
+    segments: list[SrmSlice]
+    reason: str  # what was expected and what was seen
 
 
 class ArmComparison(_Model):
-    windows: list[int]
-    confidence: float
-    alpha: float
+    windows: list[int]  # the looks, in order; each look is cumulative from the first
+    pre_period_windows: list[int]  # control-only windows before the canary started (CUPED's covariate)
+    method: Literal["fixed", "sequential"]
+    alpha: float  # intervals are at level 1 - alpha
+    tau: float  # mixing standard deviation of the sequential test (log rate ratio)
+    srm: SrmCheck
     metrics: dict[str, MetricLift]  # "ctr", "cvr"
 
 
@@ -153,6 +197,7 @@ class DriftSummary(_Model):
             for f in arm.families:
                 out[f"{arm.arm}_{f.family}_drift_share"] = f.drifted_share
         if self.comparison is not None:
+            out["srm_mismatch"] = self.comparison.srm.mismatch
             for name, m in self.comparison.metrics.items():
                 out[f"{name}_lift"] = m.rel_lift
                 out[f"{name}_p_value"] = m.p_value

@@ -62,3 +62,10 @@ def report_camera_drift(replay_camera_drift: Replayed,
                         tmp_path_factory: pytest.TempPathFactory) -> tuple[DriftSummary, Path]:
     out = tmp_path_factory.mktemp("report_camera")
     return report_of(replay_camera_drift, out), out
+
+
+@pytest.fixture(scope="session")
+def replay_better_with_pre_period(mon_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    """Day 4 control-only (the pre-period), the better canary on days 5 and 6."""
+    return replay_scenario(mon_world_dir, tmp_path_factory.mktemp("replay_pre"), "better", DriftConfig(),
+                           days=(4, 5, 6), canary_start_day=5)

@@ -24,15 +24,16 @@ class Replayed:
     log_uri: Path
 
 
-def replay_scenario(world: Path, out: Path, arms: str, drift: DriftConfig) -> Replayed:
+def replay_scenario(world: Path, out: Path, arms: str, drift: DriftConfig, days: tuple[int, ...] = REPLAY_DAYS,
+                    **options) -> Replayed:
     """arms: "same" (two pixel arms), "better" (random control, pixel canary), "worse" (the reverse)."""
     control, canary = {
         "same": lambda: (pixel_arm(world, name="pixel-a"), pixel_arm(world, name="pixel-b")),
         "better": lambda: (random_arm(world), pixel_arm(world)),
         "worse": lambda: (pixel_arm(world), random_arm(world)),
     }[arms]()
-    log = replay_ab(world, control, canary, canary_percent=50, days=REPLAY_DAYS, drift=drift, seed=3,
-                    queries_per_day=QUERIES_PER_DAY)
+    log = replay_ab(world, control, canary, canary_percent=50, days=days, drift=drift, seed=3,
+                    queries_per_day=QUERIES_PER_DAY, **options)
     log.save(out / "log")
     return Replayed(log, out / "log")
 
