@@ -15,6 +15,7 @@ def drift_report(
     metrics: Output[Metrics],
     report_uri: str = "",
     s3_endpoint: str = "",
+    expected_canary_percent: float = 0.0,
 ) -> NamedTuple("Outputs", drift_detected=bool, recommendation=str):
     """Compares the current request-log windows with the reference, per arm, and applies the monitoring rules.
 
@@ -26,6 +27,8 @@ def drift_report(
         metrics: Drifted share per arm and test family, alerts, CTR/CVR lift of the canary.
         report_uri: The persistent report store (alerts, latest.json); empty keeps the report in the artifact only.
         s3_endpoint: S3-compatible endpoint (MinIO); keys come from the S3 secret.
+        expected_canary_percent: The configured canary split (% of users) for the sample-ratio check; 0 reads it
+            from the log's metadata.
 
     Returns:
         drift_detected: Whether any test family drifted in any arm.
@@ -41,7 +44,8 @@ def drift_report(
 
     use_s3_endpoint(s3_endpoint)
     out = output_dir(report)
-    summary = run_drift_report(reference_uri, current_uri, report_uri or str(out))
+    summary = run_drift_report(reference_uri, current_uri, report_uri or str(out),
+                               expected_canary_percent=expected_canary_percent or None)
     if report_uri:
         open_store(report_uri).download_dir(summary.run_id, Path(out) / summary.run_id)
     write_text(report_html, (Path(out) / summary.run_id / "index.html").read_text(encoding="utf-8"))

@@ -50,14 +50,19 @@ def gate_failure_markdown(verdict: ParityReport) -> str:
 
 
 def drift_scalars(summary: DriftSummary) -> dict[str, float]:
-    """drift_detected, alerts, <arm>.<family>.drifted_share and <metric>.rel_lift / p_value of a drift report."""
+    """drift_detected, alerts, <arm>.<family>.drifted_share and <metric>.rel_lift / p_value / cuped_variance_reduction
+    and srm_mismatch of a drift report."""
     out: dict[str, float] = {"drift_detected": float(summary.drift_detected), "alerts": float(len(summary.alerts))}
     for arm, result in summary.arms.items():
         out[f"{arm}.n_current"] = float(result.n_current)
         for family in result.families:
             out[f"{arm}.{family.family}.drifted_share"] = float(family.drifted_share)
+    if summary.comparison is not None:
+        out["srm_mismatch"] = float(summary.comparison.srm.mismatch)
     for name, lift in (summary.comparison.metrics if summary.comparison else {}).items():
         if lift.rel_lift is not None:
             out[f"{name}.rel_lift"] = float(lift.rel_lift)
         out[f"{name}.p_value"] = float(lift.p_value)
+        if lift.cuped.variance_reduction is not None:
+            out[f"{name}.cuped_variance_reduction"] = float(lift.cuped.variance_reduction)
     return out

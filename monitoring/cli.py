@@ -45,6 +45,7 @@ def ab_replay(
     batch_size: Annotated[int, typer.Option(help="Requests per arm call.")] = 32,
     queries_per_day: Annotated[Optional[int], typer.Option(help="Queries per replayed day (default: the world's).")] = None,
     canary_start_day: Annotated[Optional[int], typer.Option(help="Day the canary split starts (default: first replayed day).")] = None,
+    pre_period_days: Annotated[int, typer.Option(help="The first N replayed days are control-only: the pre-period of CUPED (and the SRM's new / returning segments).")] = 0,
 ) -> None:
     """Replay later days of the world through a control and a canary arm; log impressions, clicks, orders."""
     import time
@@ -61,6 +62,12 @@ def ab_replay(
     if world_cfg is None:
         _fail(f"{world_dir} has no world.json; generate a world with `onevision world generate`")
     start = world_cfg.days if first_day is None else first_day
+    if pre_period_days:
+        if canary_start_day is not None:
+            _fail("give --canary-start-day or --pre-period-days, not both", 2)
+        if not 0 < pre_period_days < days:
+            _fail(f"--pre-period-days must lie in 1..{days - 1} (it leaves at least one canary day of --days {days})", 2)
+        canary_start_day = start + pre_period_days
     drifting = preference_shift > 0 or camera_degradation > 0 or new_item_share > 0
     drift = DriftConfig(drift_start_day if drift_start_day is not None else (start + 1 if drifting else None),
                         preference_shift, camera_degradation, new_item_share)
