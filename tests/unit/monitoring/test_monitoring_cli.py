@@ -69,6 +69,9 @@ def test_drift_review_lists_open_alerts_and_the_report(report_store: tuple[Drift
     for alert in summary.alerts:
         assert alert.id in result.output
     assert f"latest report (run1): {store / 'run1' / 'index.html'}" in result.output
+    assert f"recommendation: {summary.recommendation.action}" in result.output
+    assert "sample ratio: ok — split as configured: expected 50.0% of users" in result.output
+    assert "(sequential)" in result.output and "ctr: CUPED not applied" in result.output
 
 
 def test_drift_review_acknowledges_an_alert(report_store: tuple[DriftSummary, Path]) -> None:

@@ -71,6 +71,8 @@ def test_the_run_writes_html_reports_summary_chart_and_alerts(report_camera_drif
     stored = {a.id for a in AlertStore(str(out)).open_alerts()}
     assert stored == {a.id for a in summary.alerts}
     assert all(a.report and a.report.endswith(f"evidently_{a.arm}.html") for a in summary.alerts if a.kind == "drift")
+    page = (run / "index.html").read_text()
+    assert "Sample ratio (ok)" in page and "sequential test, intervals at 95%" in page and "CUPED" in page
 
 
 def test_an_arm_that_returns_no_sids_skips_the_sid_test(replay_no_drift, tmp_path: Path) -> None:
