@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onevision import steps
+from onevision.generator.staging import GeneratorTrainingConfig
 
 COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10", "personalisation_lift@10",
            "slate_preference@10", "cvr_proxy@10", "orders_proxy@10")
@@ -35,7 +36,7 @@ class Variant:
     name: str
     attribute_sid: bool
     stages: tuple[int, ...]
-    generator: dict = field(default_factory=dict)  # GeneratorStepConfig overrides
+    generator: dict = field(default_factory=dict)  # GeneratorTrainingConfig overrides
 
     def key(self, with_stages: bool = False) -> str:
         """What shapes the trained stages (so variants that differ only by their last stage share the rest)."""
@@ -60,7 +61,7 @@ def train(world: Path, encoder: Path, root: Path, variant: Variant, stage1_epoch
     if not (vrq / "trie.npz").exists():
         cfg = steps.VRQStepConfig(attribute_level=1 if variant.attribute_sid else None, compare_baselines=False)
         steps.train_vrq_step(world, encoder, vrq, cfg, show_progress=False)
-    gcfg = dataclasses.replace(steps.GeneratorStepConfig(), **variant.generator)
+    gcfg = dataclasses.replace(GeneratorTrainingConfig(), **variant.generator)
     if stage1_epochs is not None:
         gcfg = dataclasses.replace(gcfg, stage1_epochs=stage1_epochs)
     previous: Path | None = None

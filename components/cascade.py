@@ -27,6 +27,7 @@ def train_cascade(
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import train_cascade_step
 
-    settings = step_config("cascade", preset, {"progress": False, **config})  # no tqdm bars in task logs
-    result = train_cascade_step(input_dir(world, "world"), input_dir(encoder, "encoder"), output_dir(cascade), settings)
+    settings = step_config("cascade", preset, config)
+    result = train_cascade_step(input_dir(world, "world"), input_dir(encoder, "encoder"), output_dir(cascade), settings,
+                                show_progress=False)  # no tqdm bars in task logs
     cascade.metadata.update(log_scalars(metrics, {"seconds": result.seconds}))

@@ -28,7 +28,7 @@ def train_generator(
         stage: 1, 2 or 3.
         init: The previous stage's generator (required for stages 2 and 3).
         preset: "default" or "tiny".
-        config: GeneratorStepConfig fields over the preset.
+        config: GeneratorTrainingConfig fields over the preset.
     """
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import train_generator_step

@@ -14,16 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-PRESETS = ("default", "tiny")
-# Step name -> (module, class) of its typed config; "tiny" takes the same field of steps.tiny_configs().
-STEP_CONFIGS: dict[str, tuple[str, str]] = {
-    "world": ("onevision.world", "WorldConfig"),
-    "encoder": ("onevision.steps", "EncoderStepConfig"),
-    "vrq": ("onevision.steps", "VRQStepConfig"),
-    "cascade": ("onevision.cascade", "CascadeConfig"),
-    "generator": ("onevision.steps", "GeneratorStepConfig"),
-    "eval": ("onevision.steps", "EvalStepConfig"),
-}
+PRESETS = ("default", "tiny")  # onevision.steps.StepConfigs() and onevision.steps.tiny_configs()
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -44,23 +35,19 @@ class ArtifactLike(Protocol):
 
 
 def step_config(step: str, preset: str = "default", overrides: Mapping[str, Any] | None = None) -> Any:
-    """The typed config of `step`: the preset's, with `overrides` (a pipeline parameter dict) applied.
+    """The typed config of `step` (a field of `onevision.steps.StepConfigs`): the preset's, with `overrides`
+    (a pipeline parameter dict) applied.
 
     Nested dataclass fields take nested dicts; unknown keys are an error naming the valid ones.
     """
-    if step not in STEP_CONFIGS:
-        raise ValueError(f"unknown step {step!r}; expected one of {sorted(STEP_CONFIGS)}")
+    from onevision.steps import StepConfigs, tiny_configs
+
+    steps = [f.name for f in dataclasses.fields(StepConfigs)]
+    if step not in steps:
+        raise ValueError(f"unknown step {step!r}; expected one of {sorted(steps)}")
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} for the {step} config; expected one of {list(PRESETS)}")
-    if preset == "tiny":
-        from onevision.steps import tiny_configs
-
-        base = getattr(tiny_configs(), step)
-    else:
-        import importlib
-
-        module, cls = STEP_CONFIGS[step]
-        base = getattr(importlib.import_module(module), cls)()
+    base = getattr(tiny_configs() if preset == "tiny" else StepConfigs(), step)
     return apply_overrides(base, dict(overrides or {}), f"{step} config")
 
 

@@ -2,10 +2,7 @@
 alerts and the promote / hold / rollback recommendation (docs/monitoring.md).
 
 Names are imported lazily so that `onevision --help` (which imports monitoring.cli) stays fast."""
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from onevision.lazy import lazy_exports
 
 _EXPORTS = {
     "Arm": "monitoring.arms", "ArmError": "monitoring.arms", "HttpArm": "monitoring.arms",
@@ -24,9 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'monitoring' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from onevision.cli_support import fail
+
 ab_app = typer.Typer(help="A/B replay of a canary against a control on the synthetic world, and arm comparison.",
                      no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 drift_app = typer.Typer(help="Drift reports (Evidently) per arm, alerts and their review.",
@@ -21,9 +23,6 @@ drift_app = typer.Typer(help="Drift reports (Evidently) per arm, alerts and thei
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Monitoring rules YAML (default: monitoring/rules.yaml).")]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 @ab_app.command("replay")
@@ -60,13 +59,13 @@ def ab_replay(
 
     world_cfg = load_world(world_dir).config
     if world_cfg is None:
-        _fail(f"{world_dir} has no world.json; generate a world with `onevision world generate`")
+        fail(f"{world_dir} has no world.json; generate a world with `onevision world generate`")
     start = world_cfg.days if first_day is None else first_day
     if pre_period_days:
         if canary_start_day is not None:
-            _fail("give --canary-start-day or --pre-period-days, not both", 2)
+            fail("give --canary-start-day or --pre-period-days, not both", 2)
         if not 0 < pre_period_days < days:
-            _fail(f"--pre-period-days must lie in 1..{days - 1} (it leaves at least one canary day of --days {days})", 2)
+            fail(f"--pre-period-days must lie in 1..{days - 1} (it leaves at least one canary day of --days {days})", 2)
         canary_start_day = start + pre_period_days
     drifting = preference_shift > 0 or camera_degradation > 0 or new_item_share > 0
     drift = DriftConfig(drift_start_day if drift_start_day is not None else (start + 1 if drifting else None),
@@ -79,7 +78,7 @@ def ab_replay(
         log = run_replay(world_dir, arm_from_spec(control, world_dir, seed), arm_from_spec(canary, world_dir, seed + 1),
                          config, progress=lambda it: tqdm(it, desc="replay", unit="day", leave=False))
     except (ValueError, FileNotFoundError, ArmError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     uri = log.save(out)
     split = (log.meta["canary_start_day"] - start) * 24 // window_hours
     open_store(out).put_text("ctr_cvr.svg", rate_chart_svg(log.requests, split_window=split, canary_percent=canary_percent))
@@ -133,7 +132,7 @@ def ab_compare(
         comparison = compare_arms(replay.requests, monitoring_rules.comparison, window,
                                   expected_share_of(replay.meta, expected_canary_percent))
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     recommendation = recommend(comparison, [], monitoring_rules)
     console = Console(width=160)
     if comparison is not None:
@@ -172,13 +171,13 @@ def drift_report(
     from monitoring.report import run_drift_report
 
     if fail_on is not None and fail_on not in SEVERITY_ORDER:
-        _fail(f"--fail-on must be one of {sorted(SEVERITY_ORDER)}, got {fail_on!r}", 2)
+        fail(f"--fail-on must be one of {sorted(SEVERITY_ORDER)}, got {fail_on!r}", 2)
     try:
         summary = run_drift_report(reference, current, out, rules, reference_windows=reference_window,
                                    current_windows=current_window, run_id=run_id,
                                    expected_canary_percent=expected_canary_percent)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"drift report {summary.run_id}: recommendation {summary.recommendation.action} "
                f"({'; '.join(summary.recommendation.reasons)})")
     for alert in summary.alerts:
@@ -211,7 +210,7 @@ def drift_review(
         try:
             alerts.acknowledge(alert_id)
         except KeyError as exc:
-            _fail(str(exc.args[0]))
+            fail(str(exc.args[0]))
         typer.echo(f"acknowledged {alert_id}")
     records = alerts.all() if all_ else alerts.open_alerts()
     console = Console(width=200)

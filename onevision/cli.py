@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from onevision.cli_support import fail
 from onevision.commands import evaluate_app, train_app
 
 app = typer.Typer(
@@ -36,11 +37,6 @@ def _add_registered_groups(root: typer.Typer) -> None:
 _add_registered_groups(app)
 
 
-def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
 @world_app.command("generate")
 def world_generate(
     out: Path = typer.Option(..., "--out", help="Directory to write the world's Parquet tables to."),
@@ -59,11 +55,8 @@ def world_generate(
     new_item_share: float = typer.Option(0.0, help="Drift: share of items launched on the drift day."),
 ) -> None:
     """Generate a reproducible world: items, item_views, users, queries, impressions (+ truth/)."""
-    import time
-
-    from tqdm import tqdm
-
-    from onevision.world import DriftConfig, WorldConfig, generate_world, parse_discrepancy
+    from onevision.steps import generate_world_step
+    from onevision.world import DriftConfig, WorldConfig, parse_discrepancy
 
     try:
         cfg = WorldConfig(
@@ -74,10 +67,9 @@ def world_generate(
         )
     except ValueError as exc:
         fail(str(exc), 2)
-    start = time.perf_counter()
-    generate_world(cfg, out, progress=lambda it: tqdm(it, desc="world", unit="step", leave=False))
-    typer.echo(f"world written to {out} in {time.perf_counter() - start:.1f}s "
-               f"({items} items, {users} users, {days * queries_per_day} queries)")
+    result = generate_world_step(out, cfg, show_progress=True)
+    typer.echo(f"world written to {out} in {result.seconds:.1f}s "
+               f"({items} items, {users} users, {result.queries} queries)")
 
 
 @data_app.command("validate")
@@ -86,15 +78,14 @@ def data_validate(
     report_dir: Optional[Path] = typer.Option(None, help="Where to write the validation result (default: WORLD_DIR/validation)."),
 ) -> None:
     """Run the Great Expectations suites on every table; exit 1 naming each failed expectation."""
-    from onevision.validation import DataValidationError, validate_world
+    from onevision.steps import validate_step
+    from onevision.validation import DataValidationError
 
     try:
-        report = validate_world(world_dir, report_dir=report_dir)
-    except DataValidationError as exc:
+        result = validate_step(world_dir, report_dir)
+    except (DataValidationError, FileNotFoundError) as exc:
         fail(str(exc))
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    typer.echo(report.summary())
+    typer.echo(result.summary)
 
 
 def main() -> None:  # pragma: no cover - console entry point

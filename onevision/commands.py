@@ -2,49 +2,17 @@
 artifact store (a local path or s3://bucket/prefix)."""
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from onevision.cli_support import fail, input_path, output_path
+
 train_app = typer.Typer(help="Train the encoder, VRQ, the cascade baseline and the generator stages.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate model bundles and run the parity gate.", no_args_is_help=True,
                            invoke_without_command=False)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _input(uri: str) -> Path:
-    """A local directory holding the artifact at `uri` (downloaded from S3 when needed)."""
-    from onevision.storage import ArtifactNotFoundError, open_store
-
-    try:
-        return open_store(uri).local_path()
-    except ArtifactNotFoundError as exc:
-        _fail(str(exc))
-    raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def _output(uri: str) -> Iterator[Path]:
-    """Write into a local directory; upload it to `uri` afterwards when `uri` is remote."""
-    if "://" not in uri or uri.startswith("file://"):
-        path = Path(uri.removeprefix("file://"))
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    from onevision.storage import open_store
-
-    with tempfile.TemporaryDirectory(prefix="onevision-") as tmp:
-        yield Path(tmp)
-        open_store(uri).upload_dir(Path(tmp))
 
 
 def _echo_json(data: dict) -> None:
@@ -65,8 +33,8 @@ def train_encoder(
     from onevision import steps
 
     cfg = steps.EncoderStepConfig(embed_dim=embed_dim, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed)
-    with _output(out) as out_dir:
-        result = steps.train_encoder_step(_input(world), out_dir, cfg)
+    with output_path(out) as out_dir:
+        result = steps.train_encoder_step(input_path(world), out_dir, cfg)
     typer.echo(f"encoder written to {out} in {result.seconds:.0f}s; loss per epoch: {result.losses}")
 
 
@@ -90,12 +58,12 @@ def train_vrq(
     try:
         sizes = tuple(int(s) for s in codebook_sizes.split(","))
     except ValueError:
-        _fail(f"--codebook-sizes must be comma-separated integers, got {codebook_sizes!r}", 2)
+        fail(f"--codebook-sizes must be comma-separated integers, got {codebook_sizes!r}", 2)
     cfg = steps.VRQStepConfig(codebook_sizes=sizes, aligned_levels=aligned_levels, category_partition=category_partition,
                               rotate_last=rotate_last, attribute_level=None if attribute_level < 0 else attribute_level,
                               compare_baselines=baselines, seed=seed)
-    with _output(out) as out_dir:
-        result = steps.train_vrq_step(_input(world), _input(encoder), out_dir, cfg)
+    with output_path(out) as out_dir:
+        result = steps.train_vrq_step(input_path(world), input_path(encoder), out_dir, cfg)
     typer.echo(result.report["table"])
     typer.echo(f"VRQ written to {out} in {result.seconds:.0f}s")
 
@@ -115,8 +83,8 @@ def train_cascade(
 
     given = {"recall_n": recall_n, "prerank_m": prerank_m}
     cfg = CascadeConfig(seed=seed, **{k: v for k, v in given.items() if v is not None})
-    with _output(out) as out_dir:
-        result = steps.train_cascade_step(_input(world), _input(encoder), out_dir, cfg)
+    with output_path(out) as out_dir:
+        result = steps.train_cascade_step(input_path(world), input_path(encoder), out_dir, cfg)
     typer.echo(f"cascade written to {out} in {result.seconds:.0f}s")
 
 
@@ -131,27 +99,26 @@ def train_generator(
     epochs: Optional[int] = typer.Option(None, help="Epochs for this stage (default per stage)."),
     lr: float = typer.Option(1e-3, help="Learning rate (stages 1-2)."),
     user_tokens: Optional[bool] = typer.Option(
-        None, help="Free user tokens in the encoder from stage 2 (default: GeneratorStepConfig.user_tokens)."),
+        None, help="Free user tokens in the encoder from stage 2 (default: GeneratorTrainingConfig.user_tokens)."),
     affinity_scorer: Optional[bool] = typer.Option(
-        None, help="User x attribute term at the SID's attribute level (default: GeneratorStepConfig.affinity_scorer)."),
-    dpo_beta: Optional[float] = typer.Option(None, help="Stage-3 DPO beta (default: GeneratorStepConfig.dpo_beta)."),
+        None, help="User x attribute term at the SID's attribute level (default: GeneratorTrainingConfig.affinity_scorer)."),
+    dpo_beta: Optional[float] = typer.Option(None, help="Stage-3 DPO beta (default: GeneratorTrainingConfig.dpo_beta)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train one generator stage; an interrupted stage resumes from its checkpoint in --out."""
-    import dataclasses
-
     from onevision import steps
+    from onevision.generator.staging import GeneratorTrainingConfig
 
     given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "dpo_beta": dpo_beta}
-    cfg = steps.GeneratorStepConfig(lr=lr, seed=seed, **{k: v for k, v in given.items() if v is not None})
+    cfg = GeneratorTrainingConfig(lr=lr, seed=seed, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
-        cfg = dataclasses.replace(cfg, **{f"stage{stage}_epochs": epochs})
+        cfg = cfg.with_epochs(stage, epochs)
     try:
-        with _output(out) as out_dir:
-            result = steps.train_generator_step(_input(world), _input(encoder), _input(vrq), out_dir, stage,
-                                                _input(init) if init else None, cfg)
+        with output_path(out) as out_dir:
+            result = steps.train_generator_step(input_path(world), input_path(encoder), input_path(vrq), out_dir, stage,
+                                                input_path(init) if init else None, cfg)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(f"generator stage {stage} written to {out} in {result.seconds:.0f}s; loss per epoch: {result.losses}")
 
 
@@ -168,12 +135,12 @@ def make_bundle(
     from onevision import steps
 
     try:
-        with _output(out) as out_dir:
-            steps.make_bundle_step(kind, out_dir, encoder_dir=_input(encoder), vrq_dir=_input(vrq) if vrq else None,
-                                   generator_dir=_input(generator) if generator else None,
-                                   cascade_dir=_input(cascade) if cascade else None)
+        with output_path(out) as out_dir:
+            steps.make_bundle_step(kind, out_dir, encoder_dir=input_path(encoder), vrq_dir=input_path(vrq) if vrq else None,
+                                   generator_dir=input_path(generator) if generator else None,
+                                   cascade_dir=input_path(cascade) if cascade else None)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(f"{kind} bundle written to {out}")
 
 
@@ -195,10 +162,10 @@ def evaluate_model(
     cfg = steps.EvalStepConfig(split=split, max_queries=max_queries, beam_width=beam_width, keep_tokens=keep_tokens,
                                beam_margin=beam_margin, confidence_mass=confidence_mass)
     try:
-        with _output(out) as out_dir:
-            metrics = steps.evaluate_step(_input(bundle), _input(world), out_dir, cfg)
+        with output_path(out) as out_dir:
+            metrics = steps.evaluate_step(input_path(bundle), input_path(world), out_dir, cfg)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _echo_json(metrics)
 
 
@@ -214,10 +181,10 @@ def evaluate_parity(
     from onevision.evaluation import ParityInputError
 
     try:
-        with _output(out) as out_dir:
+        with output_path(out) as out_dir:
             report = steps.parity_step(Path(generator), Path(cascade), out_dir, epsilon)
     except (ParityInputError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(report.summary())
     if not report.passed:
-        _fail("parity gate failed:\n  " + "\n  ".join(report.reasons))
+        fail("parity gate failed:\n  " + "\n  ".join(report.reasons))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from onevision.cascade.config import CascadeConfig
+from onevision.generator.staging import GeneratorTrainingConfig
 from onevision.world.config import WorldConfig
 
 
@@ -44,30 +46,6 @@ class VRQStepConfig:
 
 
 @dataclass(frozen=True)
-class GeneratorStepConfig:
-    d_model: int = 96
-    heads: int = 4
-    encoder_layers: int = 1
-    decoder_layers: int = 2
-    stage1_epochs: int = 20
-    stage2_epochs: int = 6
-    stage3_epochs: int = 2
-    batch_size: int = 256
-    lr: float = 1e-3
-    stage3_lr: float = 2e-4
-    augmented_copies: int = 2  # photo-like augmented copies of every shop view in stage 1
-    history_len: int = 8
-    # Free user tokens (profile / hashed id / history) in the encoder from stage 2 on. Off: on the default
-    # world they learned per-user noise (lift 1.00) and the affinity scorer carries the personalisation.
-    user_tokens: bool = False
-    affinity_scorer: bool = True  # user x attribute scorer at the SID's attribute level (needs VRQ attribute_level)
-    affinity_lr: float = 0.05  # the scorer's learning rate in stage 2
-    stage3_affinity_lr: float = 0.05
-    dpo_beta: float = 2.0  # stage 3; 0.5 let DPO trade NDCG@10 for CTR (0.473 vs 0.498 on the default world)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class EvalStepConfig:
     split: str = "test"
     ks: tuple[int, ...] = (1, 10, 50)
@@ -85,21 +63,19 @@ class StepConfigs:
     world: WorldConfig = field(default_factory=WorldConfig)
     encoder: EncoderStepConfig = field(default_factory=EncoderStepConfig)
     vrq: VRQStepConfig = field(default_factory=VRQStepConfig)
-    cascade: object = None  # onevision.cascade.CascadeConfig (imported lazily); None = its defaults
-    generator: GeneratorStepConfig = field(default_factory=GeneratorStepConfig)
+    cascade: CascadeConfig = field(default_factory=CascadeConfig)
+    generator: GeneratorTrainingConfig = field(default_factory=GeneratorTrainingConfig)
     eval: EvalStepConfig = field(default_factory=EvalStepConfig)
 
 
 def tiny_configs(seed: int = 7) -> StepConfigs:
     """Small enough that the whole chain runs in well under a minute on a tiny world (tests, smoke runs)."""
-    from onevision.cascade import CascadeConfig
-
     return StepConfigs(
         world=WorldConfig(seed=seed, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8),
         encoder=EncoderStepConfig(widths=(16, 32, 48, 64), embed_dim=64, epochs=3, items_per_batch=32),
         vrq=VRQStepConfig(codebook_sizes=(16, 40, 8), compare_baselines=False),
-        cascade=CascadeConfig(progress=False),
-        generator=GeneratorStepConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
+        cascade=CascadeConfig(),
+        generator=GeneratorTrainingConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
                                       stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
         eval=EvalStepConfig(ks=(1, 10), latency_samples=5, beam_width=10),
     )
@@ -121,6 +97,7 @@ class ValidationStepResult(_Result):
     failed: int
     report_path: str
     seconds: float
+    summary: str  # the per-table table `onevision data validate` prints
 
 
 @dataclass
@@ -158,7 +135,8 @@ def generate_world_step(out_dir: Path, config: WorldConfig = WorldConfig(), show
     from onevision.world import generate_world
 
     start = time.perf_counter()
-    generate_world(config, Path(out_dir), progress=lambda it: tqdm(it, desc="world", leave=False, disable=not show_progress))
+    generate_world(config, Path(out_dir),
+                   progress=lambda it: tqdm(it, desc="world", unit="step", leave=False, disable=not show_progress))
     return WorldStepResult(str(out_dir), config.items, config.days * config.queries_per_day, round(time.perf_counter() - start, 2))
 
 
@@ -169,7 +147,8 @@ def validate_step(world_dir: Path, report_dir: Path | None = None) -> Validation
     report = validate_world(world_dir, report_dir=report_dir)  # raises DataValidationError naming each failure
     total = sum(t.expectations for t in report.tables.values())
     failed = sum(t.failed for t in report.tables.values())
-    return ValidationStepResult(report.success, total, failed, str(report.report_path), round(time.perf_counter() - start, 2))
+    return ValidationStepResult(report.success, total, failed, str(report.report_path), round(time.perf_counter() - start, 2),
+                                report.summary())
 
 
 def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig = EncoderStepConfig(),
@@ -225,76 +204,27 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
     return VRQStepResult(str(out_dir), artifact.report, round(time.perf_counter() - start, 2))
 
 
-def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config=None) -> CascadeStepResult:
-    from onevision.cascade import Cascade, CascadeConfig
+def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: CascadeConfig | None = None,
+                       show_progress: bool = True) -> CascadeStepResult:
+    from onevision.cascade import Cascade
 
     start = time.perf_counter()
-    cascade = Cascade.fit(world_dir, encoder_dir, config or CascadeConfig())
+    cascade = Cascade.fit(world_dir, encoder_dir, config or CascadeConfig(), show_progress)
     cascade.save(out_dir)
     return CascadeStepResult(str(out_dir), round(time.perf_counter() - start, 2))
 
 
 def train_generator_step(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int,
-                         init_dir: Path | None = None, config: GeneratorStepConfig = GeneratorStepConfig(),
+                         init_dir: Path | None = None, config: GeneratorTrainingConfig = GeneratorTrainingConfig(),
                          show_progress: bool = True, stop_after: int | None = None) -> GeneratorStepResult:
     """Stage 1 starts from scratch; stages 2 and 3 start from `init_dir` (the previous stage's output).
     A checkpoint in `out_dir` from an interrupted run of the same stage is resumed."""
-    import torch
+    from onevision.generator.staging import train_stage
 
-    from onevision.generator import train as gt
-    from onevision.generator.data import query_log, visual_examples
-    from onevision.generator.model import GeneratorConfig, SidGenerator
-    from onevision.userfeatures import UserFeatureTable
-    from onevision.vision.encoder import ImageEncoder
-    from onevision.vrq.fit import VRQArtifact
-    from onevision.world import load_world
-
-    if stage not in (1, 2, 3):
-        raise ValueError(f"generator stage must be 1, 2 or 3, got {stage}")
-    if stage > 1 and init_dir is None:
-        raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
     start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    world = load_world(world_dir)
-    encoder = ImageEncoder.load(encoder_dir)
-    vrq = VRQArtifact.load(vrq_dir)
     out_dir = Path(out_dir)
-    users = UserFeatureTable.fit(world, "train") if stage > 1 else None
-    if stage == 1:
-        model = SidGenerator(GeneratorConfig(
-            token_dim=encoder.config.token_dim, embed_dim=encoder.config.embed_dim, user_feature_dim=0,
-            vocab_sizes=vrq.trie.vocab_sizes, d_model=config.d_model, heads=config.heads,
-            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, history_len=config.history_len))
-    else:
-        previous = SidGenerator.load(init_dir)
-        if stage == 2 and not previous.config.user_feature_dim:  # grow the user tower on the stage-1 model
-            from onevision.generator.data import AFFINITY_FEATURES
-
-            scorer = config.affinity_scorer and vrq.attributes is not None
-            model = SidGenerator(dataclasses.replace(
-                previous.config, user_feature_dim=users.n_features, user_tokens=config.user_tokens,
-                attribute_level=vrq.attributes.level if scorer else None,
-                affinity_features=len(AFFINITY_FEATURES) if scorer else 0))
-            missing = model.load_state_dict(previous.state_dict(), strict=False)
-            assert not missing.unexpected_keys, missing.unexpected_keys
-        else:
-            model = previous
-    epochs = {1: config.stage1_epochs, 2: config.stage2_epochs, 3: config.stage3_epochs}[stage]
-    stage_cfg = gt.StageConfig(epochs=epochs, batch_size=config.batch_size, lr=config.stage3_lr if stage == 3 else config.lr,
-                               affinity_lr=config.stage3_affinity_lr if stage == 3 else config.affinity_lr,
-                               dpo_beta=config.dpo_beta, seed=config.seed + stage)
-    trainer = gt.StageTrainer(model, stage_cfg, out_dir, stage)
-    trainer.try_resume()
-    visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed) if stage < 3 else None
-    if stage == 1:
-        batches = gt.stage1_batches(model, visual, stage_cfg)
-    else:
-        logq = query_log(world, encoder)
-        if stage == 2:
-            batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg)
-        else:
-            batches = gt.stage3_batches(model, gt.clone_reference(SidGenerator.load(init_dir)), logq, users, vrq, stage_cfg)
-    losses = trainer.run(batches, show_progress, stop_after)
+    losses, users = train_stage(world_dir, encoder_dir, vrq_dir, out_dir, stage, init_dir, config, show_progress,
+                                stop_after)
     if users is not None:
         users.save(out_dir / "userfeatures")
     return GeneratorStepResult(str(out_dir), stage, [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))

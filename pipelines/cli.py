@@ -12,6 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from onevision.cli_support import fail
+
 from pipelines.submit import DEFAULT_DRIFT_CRON
 
 TRAIN, DRIFT = "onevision-train", "onevision-drift"
@@ -29,9 +31,6 @@ ParamOpt = Annotated[
 PipelineOpt = Annotated[str, typer.Option("--pipeline", help=f"{TRAIN} or {DRIFT}.")]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 def _json_dict(flag: str, text: str | None) -> dict | None:
@@ -40,9 +39,9 @@ def _json_dict(flag: str, text: str | None) -> dict | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        _fail(f"{flag} must be a JSON object such as '{{\"epochs\": 2}}': {exc}", 2)
+        fail(f"{flag} must be a JSON object such as '{{\"epochs\": 2}}': {exc}", 2)
     if not isinstance(value, dict):
-        _fail(f"{flag} must be a JSON object such as '{{\"epochs\": 2}}', got {text!r}", 2)
+        fail(f"{flag} must be a JSON object such as '{{\"epochs\": 2}}', got {text!r}", 2)
     return value
 
 
@@ -52,7 +51,7 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
     for item in params or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            _fail(f"--param {item!r} must look like KEY=VALUE", 2)
+            fail(f"--param {item!r} must look like KEY=VALUE", 2)
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -80,9 +79,9 @@ def train_arguments(
 
 def _arguments(pipeline: str, train: dict[str, Any], params: list[str] | None) -> dict[str, Any]:
     if pipeline not in (TRAIN, DRIFT):
-        _fail(f"unknown pipeline {pipeline!r}; expected {TRAIN} or {DRIFT}", 2)
+        fail(f"unknown pipeline {pipeline!r}; expected {TRAIN} or {DRIFT}", 2)
     if pipeline != TRAIN and train:
-        _fail(f"{', '.join('--' + k.replace('_', '-') for k in train)} only apply to {TRAIN}; use --param", 2)
+        fail(f"{', '.join('--' + k.replace('_', '-') for k in train)} only apply to {TRAIN}; use --param", 2)
     return {**train, **parse_params(params)}
 
 
@@ -93,7 +92,7 @@ PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Step configs
 EncoderOpt = Annotated[Optional[str], typer.Option("--encoder-config", help="JSON: EncoderStepConfig overrides.")]
 VrqOpt = Annotated[Optional[str], typer.Option("--vrq-config", help="JSON: VRQStepConfig overrides.")]
 CascadeOpt = Annotated[Optional[str], typer.Option("--cascade-config", help="JSON: CascadeConfig overrides.")]
-GeneratorOpt = Annotated[Optional[str], typer.Option("--generator-config", help="JSON: GeneratorStepConfig overrides.")]
+GeneratorOpt = Annotated[Optional[str], typer.Option("--generator-config", help="JSON: GeneratorTrainingConfig overrides.")]
 EvalOpt = Annotated[Optional[str], typer.Option("--eval-config", help="JSON: EvalStepConfig overrides.")]
 EpsilonOpt = Annotated[Optional[float], typer.Option("--epsilon", help="Parity gate: allowed relative shortfall (< 0: must win).")]
 CanaryOpt = Annotated[Optional[int], typer.Option("--canary-percent", help="Traffic share of the new model (0-100).")]
@@ -122,7 +121,7 @@ def run(
 ) -> None:
     """Run a pipeline end to end; locally the deploy step writes the InferenceService manifest and model store."""
     if not local:
-        _fail("only --local runs here; to run on a cluster use `onevision pipeline submit --host URL`", 2)
+        fail("only --local runs here; to run on a cluster use `onevision pipeline submit --host URL`", 2)
     from rich.console import Console
 
     from pipelines.compile import pipeline_graph
@@ -138,7 +137,7 @@ def run(
                        caching=cache)
     render_run(result, console)
     if not result.succeeded:
-        _fail(f"{pipeline} failed at {', '.join(result.failed_tasks) or 'an unknown task'} "
+        fail(f"{pipeline} failed at {', '.join(result.failed_tasks) or 'an unknown task'} "
               f"(logs: {result.run_dir / 'logs'})")
 
 
@@ -210,5 +209,5 @@ def schedule(
         done = kfp_submit.schedule_run(client, pipeline, args, experiment=experiment, job_name=name, cron=cron,
                                        namespace=namespace)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(f"scheduled {pipeline} as recurring run {done.id} ({cron}) in experiment {experiment} at {host}")

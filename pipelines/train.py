@@ -57,7 +57,7 @@ def onevision_train(
         encoder_config: EncoderStepConfig overrides.
         vrq_config: VRQStepConfig overrides.
         cascade_config: CascadeConfig overrides.
-        generator_config: GeneratorStepConfig overrides (all three stages).
+        generator_config: GeneratorTrainingConfig overrides (all three stages).
         eval_config: EvalStepConfig overrides.
         epsilon: Parity gate: allowed relative shortfall of the generator against the cascade.
         canary_percent: Share of traffic for the new model after a passed gate.

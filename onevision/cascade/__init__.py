@@ -1,13 +1,15 @@
-"""The multi-stage cascade baseline (MCA): ANN recall -> pre-rank -> personalised rank."""
-from onevision.cascade.cascade import STAGES, Cascade, StageTimings
-from onevision.cascade.candidates import Candidates
-from onevision.cascade.config import CascadeConfig, PreRankConfig, RankConfig, RecallConfig, ScorerConfig
-from onevision.cascade.items import ItemTable
-from onevision.cascade.prerank import PreRanker
-from onevision.cascade.rank import Ranker
-from onevision.cascade.recall import AnnRecall
+"""The multi-stage cascade baseline (MCA): ANN recall -> pre-rank -> personalised rank.
 
-__all__ = [
-    "STAGES", "AnnRecall", "Candidates", "Cascade", "CascadeConfig", "ItemTable", "PreRankConfig", "PreRanker",
-    "RankConfig", "Ranker", "RecallConfig", "ScorerConfig", "StageTimings",
-]
+Names are imported on first use, so `onevision.cascade.config` loads without numpy and torch."""
+from onevision.lazy import lazy_exports
+
+_EXPORTS = {
+    "STAGES": "onevision.cascade.cascade", "Cascade": "onevision.cascade.cascade",
+    "StageTimings": "onevision.cascade.cascade", "Candidates": "onevision.cascade.candidates",
+    **{name: "onevision.cascade.config" for name in ("CascadeConfig", "PreRankConfig", "RankConfig", "RecallConfig",
+                                                      "ScorerConfig")},
+    "ItemTable": "onevision.cascade.items", "PreRanker": "onevision.cascade.prerank", "Ranker": "onevision.cascade.rank",
+    "AnnRecall": "onevision.cascade.recall",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -148,7 +148,7 @@ class Cascade:
     # ---------------------------------------------------------------- training and artifacts
     @classmethod
     def fit(cls, world: World | str | Path, encoder_dir: str | Path,
-            config: CascadeConfig = CascadeConfig()) -> Cascade:
+            config: CascadeConfig = CascadeConfig(), show_progress: bool = True) -> Cascade:
         """Train every stage on the split's logged impressions (never the oracle)."""
         from onevision.cascade.items import ItemTable
         from onevision.cascade.logged import LoggedQueries
@@ -163,13 +163,13 @@ class Cascade:
         items = ItemTable.fit(world, CatalogueFeatures.load(encoder_dir), config.split)
         users = UserFeatureTable.fit(world, config.split, UserFeatureConfig(config.user_smoothing, config.history))
         recall = AnnRecall.fit(items.item_ids, items.emb, config.recall_config)
-        logged = LoggedQueries.from_world(world, encoder, config.split, config.encode_batch_size, config.progress)
+        logged = LoggedQueries.from_world(world, encoder, config.split, config.encode_batch_size, show_progress)
         recalled = recall(logged.emb)
         prerank = PreRanker.fit(logged, recalled, items, config.prerank_config, config.prerank_scorer,
-                                config.prerank_negatives, config.holdout_fraction, config.seed, config.progress)
+                                config.prerank_negatives, config.holdout_fraction, config.seed, show_progress)
         ranker = Ranker.fit(logged, recalled, prerank, items, users, config.rank_config, config.rank_scorer,
                             config.rank_negatives, config.order_weight, config.unknown_user_rate,
-                            config.holdout_fraction, config.seed, config.progress)
+                            config.holdout_fraction, config.seed, show_progress)
         return cls(encoder, recall, prerank, ranker, config, encoder_sha256=encoder_digest(encoder_dir))
 
     def save(self, directory: str | Path) -> Path:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+LEGACY_RUNTIME_KEYS = ("progress",)  # saved into cascade.json before it became a fit() argument; ignored on load
+
+
 @dataclass(frozen=True)
 class RecallConfig:
     n: int = 200  # candidates per query
@@ -97,7 +100,6 @@ class CascadeConfig:
     encode_batch_size: int = 256
     split: str = "train"
     seed: int = 0
-    progress: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rank_hidden", tuple(int(h) for h in self.rank_hidden))
@@ -139,6 +141,7 @@ class CascadeConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> CascadeConfig:
+        data = {k: v for k, v in data.items() if k not in LEGACY_RUNTIME_KEYS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from onevision.cli_support import fail
 import yaml
 
 from serving.canary.client import IsvcClient, KServeIsvcClient
@@ -71,8 +73,7 @@ def _refusals() -> Iterator[None]:
     try:
         yield
     except CanaryError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        fail(str(exc))
 
 
 def _load_current(path: Path, name: str) -> dict[str, Any]:

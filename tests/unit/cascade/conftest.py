@@ -10,7 +10,7 @@ from onevision.cascade import Cascade, CascadeConfig
 from onevision.world import World, load_world
 from onevision.world.render import decode_image
 
-TINY_CASCADE = CascadeConfig(recall_n=40, prerank_m=20, progress=False)
+TINY_CASCADE = CascadeConfig(recall_n=40, prerank_m=20)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def tiny_cascade_config() -> CascadeConfig:
 
 @pytest.fixture(scope="session")
 def tiny_cascade(tiny_world: World, tiny_encoder_dir: Path) -> Cascade:
-    return Cascade.fit(tiny_world, tiny_encoder_dir, TINY_CASCADE)
+    return Cascade.fit(tiny_world, tiny_encoder_dir, TINY_CASCADE, show_progress=False)
 
 
 @pytest.fixture(scope="session")
