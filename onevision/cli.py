@@ -9,6 +9,9 @@ import typer
 
 from onevision.cli_support import fail
 from onevision.commands import evaluate_app, train_app
+from onevision.world.config import DISCREPANCY_LEVELS, WorldConfig
+
+WORLD = WorldConfig()  # the defaults of `world generate`
 
 app = typer.Typer(
     help="OneVision: generative visual product search — world, training, evaluation, pipelines, serving, monitoring.",
@@ -40,15 +43,17 @@ _add_registered_groups(app)
 @world_app.command("generate")
 def world_generate(
     out: Path = typer.Option(..., "--out", help="Directory to write the world's Parquet tables to."),
-    seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical tables."),
-    items: int = typer.Option(1000, help="Number of products."),
-    users: int = typer.Option(300, help="Number of users."),
-    days: int = typer.Option(14, help="Days of sessions (train/val/test split by time)."),
-    queries_per_day: int = typer.Option(400, help="Query sessions per day."),
-    train_days: int = typer.Option(10, help="Days in the training split."),
-    val_days: int = typer.Option(2, help="Days in the validation split; the rest is test."),
-    discrepancy: str = typer.Option("medium", help="User-photo discrepancy: easy|medium|hard|very-hard or 0..1."),
-    image_size: int = typer.Option(64, help="Image side in pixels."),
+    seed: int = typer.Option(WORLD.seed, help="Random seed; the same seed gives byte-identical tables."),
+    items: int = typer.Option(WORLD.items, help="Number of products."),
+    users: int = typer.Option(WORLD.users, help="Number of users."),
+    days: int = typer.Option(WORLD.days, help="Days of sessions (train/val/test split by time)."),
+    queries_per_day: int = typer.Option(WORLD.queries_per_day, help="Query sessions per day."),
+    train_days: int = typer.Option(WORLD.train_days, help="Days in the training split."),
+    val_days: int = typer.Option(WORLD.val_days, help="Days in the validation split; the rest is test."),
+    discrepancy: str = typer.Option(
+        next((name for name, v in DISCREPANCY_LEVELS.items() if v == WORLD.discrepancy), str(WORLD.discrepancy)),
+        help=f"User-photo discrepancy: {'|'.join(DISCREPANCY_LEVELS)} or 0..1."),
+    image_size: int = typer.Option(WORLD.image_size, help="Image side in pixels."),
     drift_start_day: Optional[int] = typer.Option(None, help="First day with drift (default: no drift)."),
     preference_shift: float = typer.Option(0.0, help="Drift: share of brand/price preference moved (0..1)."),
     camera_degradation: float = typer.Option(0.0, help="Drift: extra photo discrepancy from the drift day."),

@@ -9,7 +9,9 @@ from typing import Optional
 import typer
 
 from onevision.cli_support import fail, input_path, output_path
+from onevision.steps import StepConfigs
 
+DEFAULTS = StepConfigs()  # every option's default is its config's (onevision.steps)
 train_app = typer.Typer(help="Train the encoder, VRQ, the cascade baseline and the generator stages.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Evaluate model bundles and run the parity gate.", no_args_is_help=True,
                            invoke_without_command=False)
@@ -23,11 +25,11 @@ def _echo_json(data: dict) -> None:
 def train_encoder(
     world: str = typer.Option(..., help="World directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the encoder."),
-    epochs: int = typer.Option(20, help="Training epochs."),
-    embed_dim: int = typer.Option(128, help="Embedding width."),
-    items_per_batch: int = typer.Option(64, help="Products per batch (whole near-duplicate families)."),
-    lr: float = typer.Option(2e-3, help="Peak learning rate."),
-    seed: int = typer.Option(0, help="Random seed."),
+    epochs: int = typer.Option(DEFAULTS.encoder.epochs, help="Training epochs."),
+    embed_dim: int = typer.Option(DEFAULTS.encoder.embed_dim, help="Embedding width."),
+    items_per_batch: int = typer.Option(DEFAULTS.encoder.items_per_batch, help="Products per batch (whole near-duplicate families)."),
+    lr: float = typer.Option(DEFAULTS.encoder.lr, help="Peak learning rate."),
+    seed: int = typer.Option(DEFAULTS.encoder.seed, help="Random seed."),
 ) -> None:
     """Train the image encoder with a multi-view contrastive + circle loss; writes catalogue features too."""
     from onevision import steps
@@ -43,14 +45,14 @@ def train_vrq(
     world: str = typer.Option(..., help="World directory or URI."),
     encoder: str = typer.Option(..., help="Encoder directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the VRQ artifact."),
-    codebook_sizes: str = typer.Option("256,256,256", help="Codes per level, comma separated."),
-    aligned_levels: int = typer.Option(2, help="Shallow levels aligned across views."),
-    category_partition: bool = typer.Option(True, help="Partition level-0 codes by category."),
-    rotate_last: bool = typer.Option(True, help="OPQ-style rotation of the deepest residual."),
+    codebook_sizes: str = typer.Option(",".join(map(str, DEFAULTS.vrq.codebook_sizes)), help="Codes per level, comma separated."),
+    aligned_levels: int = typer.Option(DEFAULTS.vrq.aligned_levels, help="Shallow levels aligned across views."),
+    category_partition: bool = typer.Option(DEFAULTS.vrq.category_partition, help="Partition level-0 codes by category."),
+    rotate_last: bool = typer.Option(DEFAULTS.vrq.rotate_last, help="OPQ-style rotation of the deepest residual."),
     attribute_level: int = typer.Option(
-        1, help="Level coded by the item's brand x price band, what preferences act on (-1: a purely visual SID)."),
-    baselines: bool = typer.Option(True, help="Also fit RQ-KMeans and plain RQ-VAE for the report."),
-    seed: int = typer.Option(0, help="Random seed."),
+        -1 if DEFAULTS.vrq.attribute_level is None else DEFAULTS.vrq.attribute_level, help="Level coded by the item's brand x price band, what preferences act on (-1: a purely visual SID)."),
+    baselines: bool = typer.Option(DEFAULTS.vrq.compare_baselines, help="Also fit RQ-KMeans and plain RQ-VAE for the report."),
+    seed: int = typer.Option(DEFAULTS.vrq.seed, help="Random seed."),
 ) -> None:
     """Quantise items into semantic IDs with VRQ; report view consistency, collisions, utilisation."""
     from onevision import steps
@@ -75,7 +77,7 @@ def train_cascade(
     out: str = typer.Option(..., help="Output directory or URI for the cascade."),
     recall_n: Optional[int] = typer.Option(None, help="ANN recall candidates (default: CascadeConfig.recall_n)."),
     prerank_m: Optional[int] = typer.Option(None, help="Candidates kept by the pre-ranker (default: CascadeConfig.prerank_m)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(DEFAULTS.cascade.seed, help="Random seed."),
 ) -> None:
     """Train the cascade baseline: ANN recall → pre-rank → personalised rank."""
     from onevision import steps
@@ -97,13 +99,13 @@ def train_generator(
     stage: int = typer.Option(1, min=1, max=3, help="1 visual alignment, 2 personalisation, 3 preference (DPO)."),
     init: Optional[str] = typer.Option(None, help="Previous stage's directory (stages 2 and 3)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs for this stage (default per stage)."),
-    lr: float = typer.Option(1e-3, help="Learning rate (stages 1-2)."),
+    lr: float = typer.Option(DEFAULTS.generator.lr, help="Learning rate (stages 1-2)."),
     user_tokens: Optional[bool] = typer.Option(
         None, help="Free user tokens in the encoder from stage 2 (default: GeneratorTrainingConfig.user_tokens)."),
     affinity_scorer: Optional[bool] = typer.Option(
         None, help="User x attribute term at the SID's attribute level (default: GeneratorTrainingConfig.affinity_scorer)."),
     dpo_beta: Optional[float] = typer.Option(None, help="Stage-3 DPO beta (default: GeneratorTrainingConfig.dpo_beta)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(DEFAULTS.generator.seed, help="Random seed."),
 ) -> None:
     """Train one generator stage; an interrupted stage resumes from its checkpoint in --out."""
     from onevision import steps
@@ -149,12 +151,12 @@ def evaluate_model(
     bundle: str = typer.Argument(..., help="Model bundle directory or URI."),
     world: str = typer.Option(..., help="World directory or URI."),
     out: str = typer.Option(..., help="Where to write metrics.json."),
-    split: str = typer.Option("test", help="train | val | test."),
+    split: str = typer.Option(DEFAULTS.eval.split, help="train | val | test."),
     max_queries: Optional[int] = typer.Option(None, help="Evaluate only the first N queries."),
-    beam_width: int = typer.Option(50, help="Generator beam width."),
+    beam_width: int = typer.Option(DEFAULTS.eval.beam_width, help="Generator beam width."),
     keep_tokens: Optional[int] = typer.Option(None, help="Dynamic token pruning: image tokens kept."),
     beam_margin: Optional[float] = typer.Option(None, help="Dynamic beam pruning: log-prob margin."),
-    confidence_mass: float = typer.Option(1.0, help="Shrink beams once they hold this probability mass."),
+    confidence_mass: float = typer.Option(DEFAULTS.eval.confidence_mass, help="Shrink beams once they hold this probability mass."),
 ) -> None:
     """Recall/NDCG/MRR@K, HitRate@K, CTR/CVR proxies and latency of one bundle → metrics.json."""
     from onevision import steps

@@ -47,7 +47,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_TRAIN_DEFAULTS = {"deploy_target": "local"}  # storage_uri defaults to file://<run_dir>/model-store
 
 
-class MissingArtifactError(FileNotFoundError):
+class MissingRunOutputError(FileNotFoundError):
     """A run has no artifact under the task/output named in the message."""
 
 
@@ -93,7 +93,7 @@ class LocalRunResult:
         path = result.artifacts.get(output)
         if path is None or not path.exists():
             have = sorted(result.artifacts) or "none"
-            raise MissingArtifactError(
+            raise MissingRunOutputError(
                 f"run {self.pipeline_dir or self.run_dir} has no artifact '{output}' of task '{task}' "
                 f"(task {result.status}; its artifacts: {have})"
             )

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.local import LocalRunResult, MissingArtifactError
+from pipelines.local import LocalRunResult, MissingRunOutputError
 
 VALIDATE, VRQ, GATE, ARCHIVE, DEPLOY, REASONS = (
     "validate-data", "train-vrq", "parity-gate", "build-archive", "deploy-canary", "gate-failure-report")
@@ -90,5 +90,5 @@ def _optional(run: LocalRunResult, task: str, output: str) -> Path | None:
         return None
     try:
         return run.artifact(task, output)
-    except MissingArtifactError:
+    except MissingRunOutputError:
         return None

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.local import LocalRunResult, MissingArtifactError, run_local
+from pipelines.local import LocalRunResult, MissingRunOutputError, run_local
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ def test_forced_gate_failure_skips_archive_and_deploy(gate_failed: LocalRunResul
     reasons = run.artifact("gate-failure-report", "reasons").read_text()
     assert reasons.startswith("# Parity gate FAILED — not archived, not deployed")
     assert "recall@10: generator" in reasons
-    with pytest.raises(MissingArtifactError, match="no artifact 'model_store' of task 'build-archive'"):
+    with pytest.raises(MissingRunOutputError, match="no artifact 'model_store' of task 'build-archive'"):
         run.artifact("build-archive", "model_store")
 
 
