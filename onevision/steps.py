@@ -181,7 +181,8 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
     import numpy as np
 
     from onevision.vision.features import CatalogueFeatures
-    from onevision.vrq.aligned import ItemAttributes, VRQConfig
+    from onevision.vrq.aligned import VRQConfig
+    from onevision.vrq.attributes import ItemAttributes
     from onevision.vrq.fit import fit_vrq
     from onevision.world import load_world
 

@@ -17,12 +17,13 @@ each product's *fused* multi-view representation (its shop views and user photos
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from onevision.vrq.kmeans import kmeans
+from onevision.vrq.quantizer import Quantized, TrainingSet, mean_squared_error, squared_distances
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,6 @@ def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
     return mask
 
 
-def _sq_dist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    return (x * x).sum(1, keepdims=True) - 2 * x @ c.T + (c * c).sum(1)[None]
-
-
 def _masked_argmin(d: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return (np.where(mask, d, np.inf) if mask is not None else d).argmin(1)
 
@@ -96,40 +93,6 @@ def _distinct_within_prefix(d: np.ndarray, prefix: np.ndarray | None) -> np.ndar
     return codes
 
 
-@dataclass(frozen=True)
-class ItemAttributes:
-    """The catalogue attributes preferences act on, one row per item (in the features' item order)."""
-
-    brand: np.ndarray  # int64 (N,)
-    price_band: np.ndarray  # int64 (N,)
-    n_brands: int
-    n_price_bands: int
-
-    def __post_init__(self) -> None:
-        b, p = np.asarray(self.brand), np.asarray(self.price_band)
-        if b.shape != p.shape or (len(b) and (b.min() < 0 or b.max() >= self.n_brands or p.min() < 0
-                                             or p.max() >= self.n_price_bands)):
-            raise ValueError(f"brand must lie in [0, {self.n_brands}) and price_band in [0, {self.n_price_bands}), "
-                             f"one of each per item; got shapes {b.shape}, {p.shape}")
-
-    @property
-    def n_codes(self) -> int:
-        return self.n_brands * self.n_price_bands
-
-    def codes(self) -> np.ndarray:
-        """The attribute code of each item: brand x price band."""
-        return np.asarray(self.brand, np.int64) * self.n_price_bands + np.asarray(self.price_band, np.int64)
-
-    def code_table(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(brand (k,), price_band (k,)) of each code of a k-code level; -1 for codes no attribute uses."""
-        if self.n_codes > k:
-            raise ValueError(f"{self.n_brands} brands x {self.n_price_bands} price bands = {self.n_codes} attribute "
-                             f"codes do not fit the attribute level's {k} codes: raise its codebook size")
-        code = np.arange(k)
-        used = code < self.n_codes
-        return np.where(used, code // self.n_price_bands, -1), np.where(used, code % self.n_price_bands, -1)
-
-
 def _code_means(x: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
     sums = np.zeros((k, x.shape[1]), np.float64)
     np.add.at(sums, codes, x)
@@ -141,7 +104,7 @@ def _opq_rotation(x: np.ndarray, k: int, seed: int, iters: int = 4) -> np.ndarra
     for it in range(iters):
         xr = x @ rotation
         centroids = kmeans(xr, k, seed=seed + it, niter=10)
-        target = centroids[_sq_dist(xr, centroids).argmin(1)]
+        target = centroids[squared_distances(xr, centroids).argmin(1)]
         u, _, vt = np.linalg.svd(x.T @ target)
         rotation = (u @ vt).astype(np.float32)
     return rotation
@@ -172,17 +135,15 @@ def _refine_aligned(
         return votes.argmax(1)
 
     def logits(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        d = (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None]
-        return -d / (cfg.temperature * scale)
+        return -squared_distances(x, c) / (cfg.temperature * scale)
 
     with torch.no_grad():
-        d0 = ((items[:, None] - c[None]) ** 2).sum(-1)
-        scale = d0.mean()
+        scale = squared_distances(items, c, expanded=False).mean()
         codes = vote(logits(views, scale), logits(items, scale))
     for step in range(cfg.refine_steps):
         lv, li = logits(views, scale), logits(items, scale)
         loss = F.cross_entropy(lv, codes[owner]) + F.cross_entropy(li, codes)
-        loss = loss + cfg.anchor_weight * ((items - c[codes]) ** 2).sum(1).mean() / scale
+        loss = loss + cfg.anchor_weight * mean_squared_error(items, c[codes]) / scale
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -196,21 +157,28 @@ def _refine_aligned(
 
 @dataclass
 class VisionAlignedRQ:
-    config: VRQConfig
-    codebooks: list[np.ndarray]
-    rotation: np.ndarray | None
-    category_mask: np.ndarray | None
+    """A `Quantizer`: `VisionAlignedRQ(config).fit(data)`, or `load` a fitted one."""
 
-    @classmethod
-    def fit(
-        cls, item_emb: np.ndarray, item_category: np.ndarray, view_emb: np.ndarray, view_item_row: np.ndarray,
-        config: VRQConfig = VRQConfig(), attributes: ItemAttributes | None = None,
-    ) -> tuple["VisionAlignedRQ", np.ndarray]:
-        """Returns the quantiser and the item codes (N, L). `attributes` are required, and used, only with
-        `config.attribute_level`."""
+    config: VRQConfig = VRQConfig()
+    codebooks: list[np.ndarray] = field(default_factory=list)
+    rotation: np.ndarray | None = None
+    category_mask: np.ndarray | None = None
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.config.codebook_sizes
+
+    def fit(self, data: TrainingSet) -> Quantized:
+        """The items' codes follow their views (`data.views`, `data.view_item_row`), categories (`data.category`)
+        and, with `config.attribute_level`, attributes (`data.attributes`, then required)."""
+        config = self.config
+        item_emb, item_category, view_emb, view_item_row = data.items, data.category, data.views, data.view_item_row
+        if item_category is None or view_emb is None or view_item_row is None:
+            raise ValueError("VRQ needs the items' categories and their views (view_item_row: the item of each view)")
         n = len(item_emb)
         item_attribute = None
         if config.attribute_level is not None:
+            attributes = data.attributes
             if attributes is None or np.shape(attributes.brand) != (n,):
                 raise ValueError(f"attribute_level={config.attribute_level} needs the attributes of all {n} items")
             attributes.code_table(config.codebook_sizes[config.attribute_level])  # raises when they do not fit
@@ -249,35 +217,43 @@ class VisionAlignedRQ:
             if level < config.aligned_levels:
                 centroids, level_codes = _refine_aligned(centroids, ix, vx, view_item_row, mask, config)
             elif level == last:
-                level_codes = _distinct_within_prefix(_sq_dist(ix, centroids), np.stack(codes, 1) if codes else None)
+                prefix = np.stack(codes, 1) if codes else None
+                level_codes = _distinct_within_prefix(squared_distances(ix, centroids), prefix)
             else:
-                level_codes = _masked_argmin(_sq_dist(ix, centroids), mask)
+                level_codes = _masked_argmin(squared_distances(ix, centroids), mask)
             step = centroids[level_codes] @ rot.T if rot is not None else centroids[level_codes]
             item_res -= step
             view_res -= step[view_item_row]
             codebooks.append(centroids)
             codes.append(level_codes)
             rotation = rot if rot is not None else rotation
-        return cls(config, codebooks, rotation, cat_mask), np.stack(codes, 1)
+        self.codebooks, self.rotation, self.category_mask = codebooks, rotation, cat_mask
+        indices = np.stack(codes, 1)
+        return Quantized.of(item_emb, self.get_output_from_indices(indices), indices)
 
-    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def quantize(self, x: np.ndarray) -> Quantized:
         """Greedy codes (N, L) of new embeddings (no category known) and their reconstruction."""
+        if not self.codebooks:
+            raise ValueError("VisionAlignedRQ has no codebooks: fit or load it first")
         residual = x.astype(np.float32).copy()
         codes = []
         last = len(self.codebooks) - 1
         for level, cb in enumerate(self.codebooks):
             rot = self.rotation if level == last and self.rotation is not None else None
             xr = residual @ rot if rot is not None else residual
-            c = _sq_dist(xr, cb).argmin(1)
+            c = squared_distances(xr, cb).argmin(1)
             residual -= cb[c] @ rot.T if rot is not None else cb[c]
             codes.append(c)
-        return np.stack(codes, 1), x - residual
+        return Quantized.of(x, x - residual, np.stack(codes, 1))
 
-    def reconstruct(self, codes: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(codes), self.codebooks[0].shape[1]), np.float32)
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return self.quantize(x).indices
+
+    def get_output_from_indices(self, indices: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(indices), self.codebooks[0].shape[1]), np.float32)
         last = len(self.codebooks) - 1
         for level, cb in enumerate(self.codebooks):
-            v = cb[codes[:, level]]
+            v = cb[indices[:, level]]
             out += v @ self.rotation.T if level == last and self.rotation is not None else v
         return out
 
@@ -295,6 +271,3 @@ class VisionAlignedRQ:
             books = [z[f"codebook_{i}"] for i in range(len(config.codebook_sizes))]
             return cls(config, books, z["rotation"] if "rotation" in z else None,
                        z["category_mask"] if "category_mask" in z else None)
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)

@@ -11,14 +11,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from onevision.vision.features import CatalogueFeatures
-from onevision.vrq.aligned import ItemAttributes, VisionAlignedRQ, VRQConfig
 from onevision.torch_threads import single_torch_thread
-from onevision.vrq.kmeans import ResidualKMeans
+from onevision.vision.features import CatalogueFeatures
+from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig
+from onevision.vrq.attributes import ItemAttributes
 from onevision.vrq.model import RQVAEConfig
+from onevision.vrq.quantizer import Quantized, Quantizer, TrainingSet
 from onevision.vrq.report import CodeQuality, code_quality, quality_table
+from onevision.vrq.rq_kmeans import ResidualKMeans
+from onevision.vrq.rqvae import RQVAE
 from onevision.vrq.sid import SemanticIds, SidTrie, assign_sids
-from onevision.vrq.train import RQVAETrainConfig, train_rq
+from onevision.vrq.train import RQVAETrainConfig
 
 
 @dataclass(frozen=True)
@@ -87,28 +90,14 @@ class VRQArtifact:
                    None if attrs is None else AttributeCodes.from_json(attrs))
 
 
-def _quality(name: str, codes: np.ndarray, encode, reconstruction: np.ndarray, feats: CatalogueFeatures,
-             sizes: tuple[int, ...]) -> CodeQuality:
-    view_codes = encode(feats.view_emb)
-    photo_codes = encode(feats.test_photo_emb) if len(feats.test_photo_emb) else np.zeros((0, len(sizes)), np.int64)
-    mse = float(((reconstruction - feats.item_emb) ** 2).sum(1).mean())
-    return code_quality(name, codes, view_codes, feats.view_item_row, photo_codes, feats.test_photo_item_row, sizes, mse)
-
-
-def _rq_vae_quality(feats: CatalogueFeatures, sizes: tuple[int, ...], seed: int, show_progress: bool) -> CodeQuality:
-    import torch
-
-    model = train_rq(feats.item_emb, RQVAEConfig(input_dim=feats.item_emb.shape[1], codebook_sizes=sizes),
-                     RQVAETrainConfig(seed=seed), show_progress)
-    with torch.no_grad():
-        z = model.encode(torch.from_numpy(feats.item_emb))
-        zq, codes, _ = model.quantizer(z)
-        recon = model.decode(zq).numpy()
-
-    def encode(x: np.ndarray) -> np.ndarray:
-        return model.codes(torch.from_numpy(x)).numpy()
-
-    return _quality("rq-vae", codes.numpy(), encode, recon, feats, sizes)
+def _quality(name: str, quantizer: Quantizer, fitted: Quantized, feats: CatalogueFeatures) -> CodeQuality:
+    """How the fitted item codes hold up on the items' shop views and held-out user photos."""
+    sizes = quantizer.codebook_sizes
+    view_codes = quantizer.encode(feats.view_emb)
+    photo_codes = (quantizer.encode(feats.test_photo_emb) if len(feats.test_photo_emb)
+                   else np.zeros((0, len(sizes)), np.int64))
+    return code_quality(name, fitted.indices, view_codes, feats.view_item_row, photo_codes, feats.test_photo_item_row,
+                        sizes, fitted.loss)
 
 
 def fit_vrq(feats: CatalogueFeatures, config: VRQConfig = VRQConfig(), compare_baselines: bool = True,
@@ -124,15 +113,19 @@ def _fit_vrq(feats: CatalogueFeatures, config: VRQConfig, compare_baselines: boo
     # Alignment sees shop views and train-split user photos; test photos stay held out for the report.
     align_emb = np.concatenate([feats.view_emb, feats.train_photo_emb])
     align_rows = np.concatenate([feats.view_item_row, feats.train_photo_item_row])
-    quantizer, codes = VisionAlignedRQ.fit(feats.item_emb, feats.item_category, align_emb, align_rows, config,
-                                               attributes)
+    data = TrainingSet(feats.item_emb, feats.item_category, align_emb, align_rows, attributes)
     sizes = config.codebook_sizes
-    rows = [_quality("vrq", codes, lambda x: quantizer.encode(x)[0], quantizer.reconstruct(codes), feats, sizes)]
+    quantizer = VisionAlignedRQ(config)
+    quantizers: dict[str, Quantizer] = {"vrq": quantizer}
     if compare_baselines:
-        rq = ResidualKMeans(sizes, config.seed).fit(feats.item_emb)
-        km_codes, km_recon = rq.encode(feats.item_emb)
-        rows.append(_quality("rq-kmeans", km_codes, lambda x: rq.encode(x)[0], km_recon, feats, sizes))
-        rows.append(_rq_vae_quality(feats, sizes, config.seed, show_progress))
+        quantizers["rq-kmeans"] = ResidualKMeans(sizes, config.seed)
+        quantizers["rq-vae"] = RQVAE(RQVAEConfig(input_dim=feats.item_emb.shape[1], codebook_sizes=sizes),
+                                     RQVAETrainConfig(seed=config.seed), show_progress)
+    rows, fitted = [], {}
+    for name, q in quantizers.items():
+        fitted[name] = q.fit(data)
+        rows.append(_quality(name, q, fitted[name], feats))
+    codes = fitted["vrq"].indices
     sem = assign_sids(feats.item_ids, codes)
     trie = SidTrie.build(sem, sem.vocab_sizes(sizes))
     report = {row.method: row.to_dict() for row in rows}

@@ -1,4 +1,4 @@
-"""k-means (faiss) and the RQ-KMeans baseline: residual k-means directly on item embeddings."""
+"""Seeded, deterministic k-means (faiss): the codebook initialisation of every quantiser here."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,35 +26,3 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, niter: int = 25) -> np.ndarray:
         faiss.omp_set_num_threads(threads)
     return km.centroids.astype(np.float32)
 
-
-class ResidualKMeans:
-    """RQ-KMeans: level l clusters the residual left by levels < l."""
-
-    def __init__(self, codebook_sizes: tuple[int, ...], seed: int = 0):
-        self.codebook_sizes = codebook_sizes
-        self.seed = seed
-        self.codebooks: list[np.ndarray] = []
-
-    def fit(self, x: np.ndarray) -> "ResidualKMeans":
-        residual = x.astype(np.float32).copy()
-        self.codebooks = []
-        for level, k in enumerate(self.codebook_sizes):
-            cb = kmeans(residual, k, seed=self.seed + level)
-            self.codebooks.append(cb)
-            residual -= cb[self._nearest(residual, cb)]
-        return self
-
-    @staticmethod
-    def _nearest(x: np.ndarray, cb: np.ndarray) -> np.ndarray:
-        d = (x * x).sum(1, keepdims=True) - 2 * x @ cb.T + (cb * cb).sum(1)[None]
-        return d.argmin(1)
-
-    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Codes (N, L) and reconstruction (N, D)."""
-        residual = x.astype(np.float32).copy()
-        codes = []
-        for cb in self.codebooks:
-            c = self._nearest(residual, cb)
-            residual -= cb[c]
-            codes.append(c)
-        return np.stack(codes, 1), x - residual

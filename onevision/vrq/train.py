@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from onevision.vrq.kmeans import kmeans
 from onevision.vrq.model import RQAutoencoder, RQVAEConfig
+from onevision.vrq.quantizer import mean_squared_error
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ class RQVAETrainConfig:
     epochs: int = 80
     batch_size: int = 256
     lr: float = 2e-3
-    commitment: float = 0.25
     restart_dead_until: float = 0.9  # restart unused codes during this share of training
     seed: int = 0
 
@@ -37,14 +37,14 @@ def _init_codebooks(model: RQAutoencoder, z: torch.Tensor, seed: int) -> None:
     residual = z.clone()
     for level in range(q.levels):
         q.codebooks[level].copy_(torch.from_numpy(kmeans(residual.numpy(), q.codebooks[level].shape[0], seed=seed + level)))
-        residual = residual - q.codebooks[level][q.distances(level, residual).argmin(-1)]
+        residual = residual - q.codebooks[level][q.nearest(level, residual)]
 
 
 @torch.no_grad()
 def _restart_dead_codes(model: RQAutoencoder, z: torch.Tensor, gen: torch.Generator) -> int:
     """Codes no item uses move onto random item residuals of their level."""
     q = model.quantizer
-    _, codes, residuals = q(z)
+    residuals, codes = q.residuals(z)
     restarted = 0
     for level in range(q.levels):
         used = torch.bincount(codes[:, level], minlength=q.codebooks[level].shape[0]) > 0
@@ -55,11 +55,6 @@ def _restart_dead_codes(model: RQAutoencoder, z: torch.Tensor, gen: torch.Genera
             q.codebooks[level][dead] = x[picks] + 0.01 * torch.randn(len(dead), x.shape[1], generator=gen)
             restarted += len(dead)
     return restarted
-
-
-def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared error summed over the vector, averaged over the batch."""
-    return ((a - b) ** 2).sum(-1).mean()
 
 
 def train_rq(
@@ -91,13 +86,9 @@ def train_rq(
         for idx in np.array_split(rng.permutation(n), max(1, n // train.batch_size)):
             idx_t = torch.from_numpy(idx)
             z = model.encode(x[idx_t])
-            zq, codes, residuals = model.quantizer(z)
+            zq, _, quantizer_loss = model.quantizer(z)
             z_st = z + (zq - z).detach()
-            loss = _sq(model.decode(z_st), x[idx_t]) + train.commitment * _sq(z, zq.detach())
-            # codebook loss: each chosen code moves towards the residual that picked it
-            for level, r in enumerate(residuals):
-                chosen = model.quantizer.codebooks[level][codes[:, level]]
-                loss = loss + _sq(chosen, r.detach())
+            loss = mean_squared_error(model.decode(z_st), x[idx_t]) + quantizer_loss
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 
 from onevision.vision.features import CatalogueFeatures
-from onevision.vrq.aligned import ItemAttributes, VisionAlignedRQ, VRQConfig, category_code_mask
+from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig, category_code_mask
+from onevision.vrq.attributes import ItemAttributes
 from onevision.vrq.fit import VRQArtifact, fit_vrq
-from onevision.vrq.kmeans import ResidualKMeans
+from onevision.vrq.quantizer import TrainingSet
 from onevision.vrq.report import prefix_consistency
+from onevision.vrq.rq_kmeans import ResidualKMeans
 
 SIZES = (16, 8, 8)
-
-
-@pytest.fixture(scope="module")
-def features(tiny_encoder_dir: Path) -> CatalogueFeatures:
-    return CatalogueFeatures.load(tiny_encoder_dir)
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +50,8 @@ def test_save_load_gives_identical_outputs(artifact: VRQArtifact, features: Cata
     artifact.save(tmp_path)
     again = VRQArtifact.load(tmp_path)
     assert (again.sids.sids == artifact.sids.sids).all()
-    codes_a, rec_a = artifact.quantizer.encode(features.view_emb)
-    codes_b, rec_b = again.quantizer.encode(features.view_emb)
-    assert (codes_a == codes_b).all() and np.allclose(rec_a, rec_b)
+    a, b = artifact.quantizer.quantize(features.view_emb), again.quantizer.quantize(features.view_emb)
+    assert (a.indices == b.indices).all() and np.allclose(a.quantized, b.quantized)
     assert (again.sids_of(features.item_ids[:5]) == artifact.sids.sids[:5]).all()
     assert (again.sids_of(np.array([-1])) == -1).all()
 
@@ -64,9 +60,9 @@ def test_same_seed_same_codes(features: CatalogueFeatures) -> None:
     emb = np.concatenate([features.view_emb, features.train_photo_emb])
     rows = np.concatenate([features.view_item_row, features.train_photo_item_row])
     cfg = VRQConfig(codebook_sizes=SIZES, refine_steps=30)
-    _, a = VisionAlignedRQ.fit(features.item_emb, features.item_category, emb, rows, cfg)
-    _, b = VisionAlignedRQ.fit(features.item_emb, features.item_category, emb, rows, cfg)
-    assert (a == b).all()
+    data = TrainingSet(features.item_emb, features.item_category, emb, rows)
+    a, b = VisionAlignedRQ(cfg).fit(data), VisionAlignedRQ(cfg).fit(data)
+    assert (a.indices == b.indices).all()
 
 
 def test_category_code_mask_partitions_codes() -> None:
@@ -84,10 +80,9 @@ def test_prefix_consistency_counts_prefix_matches() -> None:
 
 
 def test_rq_kmeans_reconstructs_better_with_more_levels(features: CatalogueFeatures) -> None:
-    one = ResidualKMeans((16,)).fit(features.item_emb).encode(features.item_emb)[1]
-    three = ResidualKMeans((16, 8, 8)).fit(features.item_emb).encode(features.item_emb)[1]
-    err = lambda r: float(((r - features.item_emb) ** 2).sum(1).mean())  # noqa: E731
-    assert err(three) < err(one)
+    one = ResidualKMeans((16,)).fit(TrainingSet(features.item_emb))
+    three = ResidualKMeans((16, 8, 8)).fit(TrainingSet(features.item_emb))
+    assert three.loss < one.loss
 
 
 def _attributes(features: CatalogueFeatures, world_dir: Path) -> ItemAttributes:
