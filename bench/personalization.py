@@ -26,6 +26,7 @@ from pathlib import Path
 
 from onevision import steps
 from onevision.generator.staging import GeneratorTrainingConfig
+from onevision.vrq.config import VRQConfig
 
 COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10", "personalisation_lift@10",
            "slate_preference@10", "cvr_proxy@10", "orders_proxy@10")
@@ -59,7 +60,7 @@ def train(world: Path, encoder: Path, root: Path, variant: Variant, stage1_epoch
     """Train (or reuse) the variant's stages; stage-1 models and VRQ artifacts are shared between variants."""
     vrq = root / ("vrq-attribute" if variant.attribute_sid else "vrq-visual")
     if not (vrq / "trie.npz").exists():
-        cfg = steps.VRQStepConfig(attribute_level=1 if variant.attribute_sid else None, compare_baselines=False)
+        cfg = steps.VRQStepConfig(VRQConfig(attribute_level=1 if variant.attribute_sid else None), compare_baselines=False)
         steps.train_vrq_step(world, encoder, vrq, cfg, show_progress=False)
     gcfg = dataclasses.replace(GeneratorTrainingConfig(), **variant.generator)
     if stage1_epochs is not None:

@@ -2,6 +2,7 @@
 artifact store (a local path or s3://bucket/prefix)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -45,14 +46,14 @@ def train_vrq(
     world: str = typer.Option(..., help="World directory or URI."),
     encoder: str = typer.Option(..., help="Encoder directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the VRQ artifact."),
-    codebook_sizes: str = typer.Option(",".join(map(str, DEFAULTS.vrq.codebook_sizes)), help="Codes per level, comma separated."),
-    aligned_levels: int = typer.Option(DEFAULTS.vrq.aligned_levels, help="Shallow levels aligned across views."),
-    category_partition: bool = typer.Option(DEFAULTS.vrq.category_partition, help="Partition level-0 codes by category."),
-    rotate_last: bool = typer.Option(DEFAULTS.vrq.rotate_last, help="OPQ-style rotation of the deepest residual."),
+    codebook_sizes: str = typer.Option(",".join(map(str, DEFAULTS.vrq.quantizer.codebook_sizes)), help="Codes per level, comma separated."),
+    aligned_levels: int = typer.Option(DEFAULTS.vrq.quantizer.aligned_levels, help="Shallow levels aligned across views."),
+    category_partition: bool = typer.Option(DEFAULTS.vrq.quantizer.category_partition, help="Partition level-0 codes by category."),
+    rotate_last: bool = typer.Option(DEFAULTS.vrq.quantizer.rotate_last, help="OPQ-style rotation of the deepest residual."),
     attribute_level: int = typer.Option(
-        -1 if DEFAULTS.vrq.attribute_level is None else DEFAULTS.vrq.attribute_level, help="Level coded by the item's brand x price band, what preferences act on (-1: a purely visual SID)."),
+        -1 if DEFAULTS.vrq.quantizer.attribute_level is None else DEFAULTS.vrq.quantizer.attribute_level, help="Level coded by the item's brand x price band, what preferences act on (-1: a purely visual SID)."),
     baselines: bool = typer.Option(DEFAULTS.vrq.compare_baselines, help="Also fit RQ-KMeans and plain RQ-VAE for the report."),
-    seed: int = typer.Option(DEFAULTS.vrq.seed, help="Random seed."),
+    seed: int = typer.Option(DEFAULTS.vrq.quantizer.seed, help="Random seed."),
 ) -> None:
     """Quantise items into semantic IDs with VRQ; report view consistency, collisions, utilisation."""
     from onevision import steps
@@ -61,9 +62,13 @@ def train_vrq(
         sizes = tuple(int(s) for s in codebook_sizes.split(","))
     except ValueError:
         fail(f"--codebook-sizes must be comma-separated integers, got {codebook_sizes!r}", 2)
-    cfg = steps.VRQStepConfig(codebook_sizes=sizes, aligned_levels=aligned_levels, category_partition=category_partition,
-                              rotate_last=rotate_last, attribute_level=None if attribute_level < 0 else attribute_level,
-                              compare_baselines=baselines, seed=seed)
+    try:
+        quantizer = dataclasses.replace(DEFAULTS.vrq.quantizer, codebook_sizes=sizes, aligned_levels=aligned_levels,
+                                        category_partition=category_partition, rotate_last=rotate_last,
+                                        attribute_level=None if attribute_level < 0 else attribute_level, seed=seed)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    cfg = steps.VRQStepConfig(quantizer, compare_baselines=baselines)
     with output_path(out) as out_dir:
         result = steps.train_vrq_step(input_path(world), input_path(encoder), out_dir, cfg)
     typer.echo(result.report["table"])

@@ -15,6 +15,7 @@ from typing import Literal
 
 from onevision.cascade.config import CascadeConfig
 from onevision.generator.staging import GeneratorTrainingConfig
+from onevision.vrq.config import VRQConfig
 from onevision.world.config import WorldConfig
 
 
@@ -34,15 +35,14 @@ class EncoderStepConfig:
     seed: int = 0
 
 
+def _demo_vrq() -> VRQConfig:
+    return VRQConfig(attribute_level=1)  # level 1 coded by brand x price band, what the user term acts on
+
+
 @dataclass(frozen=True)
 class VRQStepConfig:
-    codebook_sizes: tuple[int, ...] = (256, 256, 256)
-    aligned_levels: int = 2
-    category_partition: bool = True
-    rotate_last: bool = True
-    attribute_level: int | None = 1  # level coded by brand x price band (None: a purely visual SID)
-    compare_baselines: bool = True
-    seed: int = 0
+    quantizer: VRQConfig = field(default_factory=_demo_vrq)  # attribute_level None: a purely visual SID
+    compare_baselines: bool = True  # also fit RQ-KMeans and plain RQ-VAE for the report
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def tiny_configs(seed: int = 7) -> StepConfigs:
     return StepConfigs(
         world=WorldConfig(seed=seed, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8),
         encoder=EncoderStepConfig(widths=(16, 32, 48, 64), embed_dim=64, epochs=3, items_per_batch=32),
-        vrq=VRQStepConfig(codebook_sizes=(16, 40, 8), compare_baselines=False),
+        vrq=VRQStepConfig(VRQConfig(codebook_sizes=(16, 40, 8), attribute_level=1), compare_baselines=False),
         cascade=CascadeConfig(),
         generator=GeneratorTrainingConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
                                       stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
@@ -181,16 +181,13 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
     import numpy as np
 
     from onevision.vision.features import CatalogueFeatures
-    from onevision.vrq.aligned import VRQConfig
     from onevision.vrq.attributes import ItemAttributes
     from onevision.vrq.fit import fit_vrq
     from onevision.world import load_world
 
     start = time.perf_counter()
     feats = CatalogueFeatures.load(encoder_dir)
-    vrq_config = VRQConfig(codebook_sizes=tuple(config.codebook_sizes), aligned_levels=config.aligned_levels,
-                           category_partition=config.category_partition, rotate_last=config.rotate_last,
-                           attribute_level=config.attribute_level, seed=config.seed)
+    vrq_config = config.quantizer
     attributes = None
     if vrq_config.attribute_level is not None:
         world = load_world(world_dir)
