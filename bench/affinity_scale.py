@@ -24,6 +24,7 @@ import torch
 from onevision.bundle import load_retriever
 from onevision.evaluation import evaluate
 from onevision.generator.decode import PruningConfig
+from onevision.generator.retriever import DecodeOptions
 from onevision.world import load_world
 from onevision.world.behaviour import CatalogueFacts, preference_score
 
@@ -66,10 +67,9 @@ def main() -> None:
 
     torch.set_num_threads(2)
     world = load_world(args.world)
-    generator = load_retriever(args.generator_bundle)
+    generator = load_retriever(args.generator_bundle, DecodeOptions(50, PruningConfig()))  # what the parity gate judges
     if getattr(generator.generator, "affinity_scorer", None) is None:
         raise SystemExit(f"{args.generator_bundle} has no user x attribute term to scale")
-    generator.beam_width, generator.pruning = 50, PruningConfig()  # what the parity gate judges
     model = generator.generator
 
     def run(retriever) -> dict:

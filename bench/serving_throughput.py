@@ -90,7 +90,7 @@ def run_round(url: str, bodies: list[bytes], measurement: Measurement) -> None:
 
 
 def request_bodies(photos: list[bytes], users: list[int], batch: int, count: int, top_k: int) -> list[bytes]:
-    from onevision.serving_core import v2_request
+    from onevision.service.client import v2_request
 
     bodies = []
     for r in range(count):

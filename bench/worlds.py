@@ -18,12 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from onevision.evaluation.parity import PARITY_JSON, load_parity
+
 METRICS = ("recall@10", "ndcg@10", "ctr_proxy@10", "cvr_proxy@10", "orders_proxy@10", "hitrate@1",
            "personalisation_lift@10")
 
 
 def run_world(out: Path, seed: int, discrepancy: str | None) -> Path:
-    parity = out / "parity" / "parity.json"
+    parity = out / "parity" / PARITY_JSON
     if parity.exists():
         return parity
     cmd = [sys.executable, "-m", "onevision.cli", "pipeline", "run", "--local", "--out", str(out),
@@ -49,13 +51,13 @@ def main() -> None:
 
     worlds = [(f"seed {s}", args.out / f"seed-{s}", s, None) for s in args.seeds]
     worlds += [(f"seed 0, {d}", args.out / f"seed-0-{d}", 0, d) for d in args.discrepancies]
-    reports = {name: json.loads(run_world(out, seed, d).read_text()) for name, out, seed, d in worlds}
+    reports = {name: load_parity(run_world(out, seed, d)) for name, out, seed, d in worlds}
 
     header = ["world", "gate"] + [f"{m} gen / cas" for m in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     ratios: dict[str, list[float]] = {m: [] for m in METRICS}
     for name, rep in reports.items():
-        gen, cas = rep["metrics"]["generator"], rep["metrics"]["cascade"]
+        gen, cas = rep.generator, rep.cascade
         cells = []
         for m in METRICS:
             g, c = gen.get(m), cas.get(m)
@@ -64,10 +66,10 @@ def main() -> None:
                 continue
             ratios[m].append(g / c)
             cells.append(f"{g:.3f} / {c:.3f} (×{g / c:.2f})")
-        lines.append(f"| {name} | {'passed' if rep['passed'] else 'FAILED'} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {'passed' if rep.passed else 'FAILED'} | " + " | ".join(cells) + " |")
     spread = [f"×{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.3f}" if v else "—"
               for v in ratios.values()]
-    passed = sum(rep["passed"] for rep in reports.values())
+    passed = sum(rep.passed for rep in reports.values())
     lines.append(f"| mean ± sd of the ratio | {passed}/{len(reports)} | " + " | ".join(spread) + " |")
     table = "\n".join(lines)
     print(table)

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from monitoring.protocol import ProtocolError, decode_response, encode_request
+from onevision.contracts import SidRetriever
 
 Embedder = Callable[[np.ndarray], np.ndarray]  # uint8 (B, H, W, 3) -> float (B, D)
 
@@ -50,8 +51,8 @@ class Arm(Protocol):
 
 class RetrieverArm:
     """Any object with `retrieve(images, user_ids, k) -> Ranking`. SID prefixes come from `sid_prefix_of`
-    (item id -> first SID token) when given, else from the retriever's `decode()` when it has one (the
-    generator), else are -1."""
+    (item id -> first SID token) when given, else from `decode()` when it is a SidRetriever (the generator),
+    else are -1."""
 
     def __init__(self, retriever: object, name: str | None = None, sid_prefix_of: Mapping[int, int] | None = None,
                  embedder: Embedder | None = None, personalized: bool = True):
@@ -65,10 +66,9 @@ class RetrieverArm:
 
     def serve(self, batch: QueryBatch, k: int) -> Slates:
         users = batch.user_ids if self.personalized else None
-        decode = getattr(self.retriever, "decode", None)
         start = time.perf_counter()
-        if callable(decode) and self.sid_prefix_of is None:  # the generator: its own SIDs, as the server reports them
-            result = decode(batch.images, users, k)
+        if isinstance(self.retriever, SidRetriever) and self.sid_prefix_of is None:
+            result = self.retriever.decode(batch.images, users, k)  # its own SIDs, as the server reports them
             items, sids = np.asarray(result.item_ids, dtype=np.int64), np.asarray(result.sids, dtype=np.int64)
         else:
             items, sids = np.asarray(self.retriever.retrieve(batch.images, users, k).item_ids, dtype=np.int64), None
@@ -110,17 +110,14 @@ class InProcessArm(RetrieverArm):
     """A model bundle loaded in this process (bundle.json + encoder/ + vrq/generator or cascade)."""
 
     def __init__(self, bundle_dir: str | Path, name: str | None = None, personalized: bool = True):
-        from onevision.bundle import load_retriever
+        from onevision.bundle import load_retriever, read_bundle_meta
 
         bundle_dir = Path(bundle_dir)
-        meta_path = bundle_dir / "bundle.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"not a model bundle: {meta_path} is missing")
-        meta = json.loads(meta_path.read_text())
-        label = name or f"{meta.get('kind', 'bundle')}@{meta.get('version', bundle_dir.name)}"
+        meta = read_bundle_meta(bundle_dir)
+        label = name or f"{meta.kind}@{meta.version}"
         retriever = load_retriever(bundle_dir)
         # The generator reports its SIDs through decode(); other kinds fall back to the bundle's SID table.
-        sids = None if callable(getattr(retriever, "decode", None)) else _bundle_sid_prefixes(bundle_dir)
+        sids = None if isinstance(retriever, SidRetriever) else _bundle_sid_prefixes(bundle_dir)
         super().__init__(retriever, label, sids, _bundle_embedder(bundle_dir), personalized)
         self.bundle_dir = bundle_dir
 

@@ -1,5 +1,5 @@
 """Client side of the inference protocol (docs/contracts.md). The envelopes come from the serving core's
-client helpers (`onevision.serving_core.v1_request` / `v2_request` / `v2_predictions`); this module only
+client helpers (`onevision.service.client.v1_request` / `v2_request` / `v2_predictions`); this module only
 turns a response row into the slate the replay logs.
 
 v1: `{"instances": [{"image_b64", "user_id", "top_k"}]}` → `{"predictions": [{"items": [...]}]}`.
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from onevision.serving_core import v1_request, v2_predictions, v2_request
+from onevision.service.client import v1_request, v2_predictions, v2_request
 
 
 class ProtocolError(ValueError):

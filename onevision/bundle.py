@@ -1,4 +1,5 @@
-"""A model bundle: everything one served model needs, in one self-contained directory.
+"""A model bundle: everything one served model needs, in one self-contained directory. This module is the
+one reader and writer of bundle.json (`BundleMeta`, `read_bundle_meta`, `is_bundle`).
 
     bundle.json          {"kind": "generator" | "cascade", "version", "created", "onevision",
                           "files": {relative path: sha256}}  (verify_bundle checks them at build and load)
@@ -13,13 +14,38 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onevision.storage import PUBLISHED_MARKER
+
+if TYPE_CHECKING:
+    from onevision.contracts import Retriever
+    from onevision.generator.retriever import DecodeOptions
 
 BUNDLE_FILE = "bundle.json"
 FILES_KEY = "files"  # bundle.json: sha256 of every other file, by relative path
 KINDS = ("generator", "cascade")
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """The contents of bundle.json."""
+
+    kind: str  # one of KINDS
+    version: str
+    created: float | str | None = None  # seconds since the epoch
+    onevision: str | None = None  # the library version that wrote it
+    files: dict[str, str] | None = None  # sha256 by relative path; None: a bundle from before file manifests
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "version": self.version, "created": self.created, "onevision": self.onevision,
+                FILES_KEY: self.files}
+
+
+def is_bundle(directory: Path | str) -> bool:
+    return (Path(directory) / BUNDLE_FILE).exists()
 
 
 def _copy(src: Path | None, dst: Path, what: str) -> None:
@@ -52,9 +78,8 @@ def write_bundle(kind: str, out_dir: Path, *, encoder_dir: Path, vrq_dir: Path |
             _copy(uf, out_dir / "userfeatures", "user features")
     else:
         _copy(cascade_dir, out_dir / "cascade", "cascade")
-    meta = {"kind": kind, "version": version or time.strftime("%Y%m%d%H%M%S"), "created": time.time(),
-            "onevision": __version__, FILES_KEY: file_hashes(out_dir)}
-    (out_dir / BUNDLE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    meta = BundleMeta(kind, version or time.strftime("%Y%m%d%H%M%S"), time.time(), __version__, file_hashes(out_dir))
+    (out_dir / BUNDLE_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n")
     return out_dir
 
 
@@ -77,14 +102,14 @@ def file_hashes(bundle_dir: Path) -> dict[str, str]:
             if p.is_file() and p.relative_to(root).as_posix() not in (BUNDLE_FILE, PUBLISHED_MARKER)}
 
 
-def verify_bundle(bundle_dir: Path | str, require_manifest: bool = True) -> dict:
+def verify_bundle(bundle_dir: Path | str, require_manifest: bool = True) -> BundleMeta:
     """bundle.json's metadata once every file it lists is present with its hash and nothing else is there;
     BundleIntegrityError naming what differs otherwise. A bundle written before file manifests existed has none:
     an error with `require_manifest`, else accepted as is."""
     root = Path(bundle_dir)
     meta = read_bundle_meta(root)
-    expected = meta.get(FILES_KEY)
-    if not isinstance(expected, dict):
+    expected = meta.files
+    if expected is None:
         if require_manifest:
             raise BundleIntegrityError(f"{root / BUNDLE_FILE} lists no files to verify (a bundle from before "
                                        "file manifests); rebuild it (`onevision pipeline run` or `make run`)")
@@ -100,14 +125,19 @@ def verify_bundle(bundle_dir: Path | str, require_manifest: bool = True) -> dict
     return meta
 
 
-def read_bundle_meta(bundle_dir: Path) -> dict:
+def read_bundle_meta(bundle_dir: Path | str) -> BundleMeta:
     path = Path(bundle_dir) / BUNDLE_FILE
     if not path.exists():
         raise FileNotFoundError(f"not a model bundle (missing {path})")
     meta = json.loads(path.read_text())
-    if meta.get("kind") not in KINDS:
-        raise ValueError(f"{path}: kind must be one of {KINDS}, got {meta.get('kind')!r}")
-    return meta
+    if not isinstance(meta, dict) or meta.get("kind") not in KINDS:
+        got = meta.get("kind") if isinstance(meta, dict) else meta
+        raise ValueError(f"{path}: kind must be one of {KINDS}, got {got!r}")
+    if "version" not in meta:
+        raise ValueError(f"{path}: has no version")
+    files = meta.get(FILES_KEY)
+    return BundleMeta(kind=meta["kind"], version=str(meta["version"]), created=meta.get("created"),
+                      onevision=meta.get("onevision"), files=dict(files) if isinstance(files, dict) else None)
 
 
 def bundle_digest(bundle_dir: Path | str) -> str:
@@ -128,24 +158,19 @@ def bundle_digest(bundle_dir: Path | str) -> str:
 def bundle_identity(bundle_dir: Path | str) -> dict:
     """What names one model: its kind, version and content digest (parity reports and archives carry it)."""
     meta = read_bundle_meta(Path(bundle_dir))
-    return {"kind": meta["kind"], "version": meta["version"], "digest": bundle_digest(bundle_dir)}
+    return {"kind": meta.kind, "version": meta.version, "digest": bundle_digest(bundle_dir)}
 
 
-def load_retriever(bundle_dir: Path | str, beam_width: int | None = None):
-    """The bundle's Retriever: a GeneratorRetriever or a Cascade, ready for `retrieve(images, user_ids, k)`."""
+def load_retriever(bundle_dir: Path | str, decode: DecodeOptions | None = None) -> Retriever:
+    """The bundle's Retriever: a GeneratorRetriever (decoding with `decode`, default the served options) or a
+    Cascade, with the bundle's version."""
     bundle_dir = Path(bundle_dir)
     meta = verify_bundle(bundle_dir, require_manifest=False)
-    if meta["kind"] == "generator":
-        from onevision.generator.retriever import GeneratorRetriever
+    if meta.kind == "generator":
+        from onevision.generator.retriever import SERVING_DECODE, GeneratorRetriever
 
-        from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING
+        return GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
+                                       bundle_dir / "userfeatures", decode or SERVING_DECODE, version=meta.version)
+    from onevision.cascade import Cascade
 
-        retriever = GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
-                                            bundle_dir / "userfeatures", pruning=SERVING_PRUNING,
-                                            beam_width=SERVING_BEAM_WIDTH if beam_width is None else beam_width)
-    else:
-        from onevision.cascade import Cascade
-
-        retriever = Cascade.load(bundle_dir / "cascade", bundle_dir / "encoder")
-    retriever.version = meta["version"]
-    return retriever
+    return Cascade.load(bundle_dir / "cascade", bundle_dir / "encoder", version=meta.version)

@@ -242,15 +242,13 @@ def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: Eval
     from onevision.bundle import bundle_identity, load_retriever
     from onevision.evaluation import evaluate
     from onevision.generator.decode import PruningConfig
+    from onevision.generator.retriever import DecodeOptions
 
-    retriever = load_retriever(bundle_dir)
-    if hasattr(retriever, "beam_width"):
-        retriever.beam_width = config.beam_width
-        retriever.pruning = PruningConfig(
-            keep_tokens=config.keep_tokens,
-            beam_margin=float("inf") if config.beam_margin is None else config.beam_margin,
-            confidence_mass=config.confidence_mass,
-        )
+    retriever = load_retriever(bundle_dir, DecodeOptions(config.beam_width, PruningConfig(
+        keep_tokens=config.keep_tokens,
+        beam_margin=float("inf") if config.beam_margin is None else config.beam_margin,
+        confidence_mass=config.confidence_mass,
+    )))
     result = evaluate(retriever, world_dir, split=config.split, ks=tuple(config.ks), batch_size=config.batch_size,
                       max_queries=config.max_queries, latency_samples=config.latency_samples, progress=show_progress)
     result.bundle = bundle_identity(bundle_dir)

@@ -25,11 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from onevision.evaluation.parity import PARITY_JSON
 from serving.ts_config import ENVELOPES, MarModel, TorchServeConfig
 
 HANDLER_FILE = Path(__file__).with_name("torchserve_handler.py")
 MANIFEST_FILE = "manifest.json"
-PARITY_FILE = "parity.json"
+PARITY_FILE = PARITY_JSON  # the verdict travels with the model under its own file name
 CONFIG_KEY = "config/config.properties"
 MODEL_STORE_DIR = "model-store"
 
@@ -60,16 +61,14 @@ def _version(dist: str) -> str | None:
 
 
 def _read_parity(parity_path: Path, bundle: dict[str, str], allow_failed: bool) -> dict[str, Any]:
+    from onevision.evaluation.parity import ParityBindingError, ParityFormatError, parse_verdict, require_verdict_for
+
     try:
-        report = json.loads(parity_path.read_text())
+        report = parse_verdict(parity_path.read_text(), f"parity report {parity_path}")
     except FileNotFoundError as exc:
         raise ArchiveError(f"parity report not found: {parity_path}") from exc
-    except json.JSONDecodeError as exc:
-        raise ArchiveError(f"parity report {parity_path} is not valid JSON: {exc}") from exc
-    if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
-        raise ArchiveError(f'parity report {parity_path} has no boolean "passed" field; expected {{"passed": true, ...}}')
-    from onevision.evaluation.parity import ParityBindingError, require_verdict_for
-
+    except ParityFormatError as exc:
+        raise ArchiveError(str(exc)) from exc
     try:
         require_verdict_for(report, bundle, f"parity report {parity_path}", allow_failed=allow_failed)
     except ParityBindingError as exc:
@@ -95,12 +94,13 @@ def _bundle_identity(bundle_dir: Path) -> dict[str, str]:
 def build_manifest(bundle_dir: Path, model_name: str, version: str, envelope: str,
                    parity: dict[str, Any] | None, bundle: dict[str, str] | None = None,
                    parity_override: bool = False) -> dict[str, Any]:
+    from onevision.bundle import read_bundle_meta
+
     bundle = bundle or _bundle_identity(bundle_dir)
-    bundle_meta = json.loads((bundle_dir / "bundle.json").read_text())
     return {
         "model_name": model_name,
         "model_version": version,
-        "bundle": {**bundle, "created": bundle_meta.get("created")},
+        "bundle": {**bundle, "created": read_bundle_meta(bundle_dir).created},
         "envelope": envelope,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {

@@ -15,6 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from onevision.service.limits import ServiceLimits
+
+LIMITS = ServiceLimits()  # the kserve command's defaults
 serve_app = typer.Typer(
     help="Package a model bundle as a TorchServe archive in KServe's layout; serve it locally (TorchServe or kserve.Model).",
     no_args_is_help=True,
@@ -145,9 +148,9 @@ def kserve_server(
     model_dir: Annotated[str, typer.Option("--model-dir", help="Bundle dir, layout dir (model-store/*.mar) or s3:// URI.")],
     model_name: Annotated[str, typer.Option("--model-name", help="Name on the endpoint path.")] = "onevision",
     port: Annotated[int, typer.Option("--port", help="HTTP port (KServe binds all interfaces).")] = 8080,
-    max_image_bytes: Annotated[int, typer.Option(help="Largest encoded image accepted (413 above).")] = 2_000_000,
-    max_batch: Annotated[int, typer.Option(help="Most instances per request (413 above).")] = 64,
-    max_top_k: Annotated[int, typer.Option(help="Largest top_k accepted (400 above).")] = 100,
+    max_image_bytes: Annotated[int, typer.Option(help="Largest encoded image accepted (413 above).")] = LIMITS.max_image_bytes,
+    max_batch: Annotated[int, typer.Option(help="Most instances per request (413 above).")] = LIMITS.max_batch,
+    max_top_k: Annotated[int, typer.Option(help="Largest top_k accepted (400 above).")] = LIMITS.max_top_k,
 ) -> None:
     """Serve the bundle with the kserve.Model predictor (v1 and v2 on one port) in the foreground."""
     from serving.kserve_main import main

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import kserve
 
-from onevision.serving_core import ServiceLimits
+from onevision.service.limits import ServiceLimits
 from serving.kserve_guards import install_guards
 from serving.kserve_model import OneVisionModel
 

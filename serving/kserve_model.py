@@ -1,4 +1,4 @@
-"""A kserve.Model predictor over `onevision.serving_core.SearchService` (KServe's custom-predictor route,
+"""A kserve.Model predictor over `onevision.service.search.SearchService` (KServe's custom-predictor route,
 no TorchServe). One server answers both protocols: v1 ``POST /v1/models/<name>:predict`` and v2
 ``POST /v2/models/<name>/infer``.
 
@@ -20,7 +20,10 @@ from fastapi import HTTPException
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from onevision.serving_core import BadRequest, SearchService, ServiceLimits, v1_instances
+from onevision.bundle import is_bundle, verify_bundle
+from onevision.service.limits import ServiceLimits
+from onevision.service.protocol import BadRequest
+from onevision.service.search import SearchService
 from serving.threads import configure_torch_threads
 
 BUNDLE_SUBDIR = "bundle"
@@ -29,8 +32,6 @@ BUNDLE_SUBDIR = "bundle"
 def _unpack_mar_bundle(mar: Path) -> Path:
     """The bundle inside a .mar, unpacked into a new private directory (mode 0700, never shared or reused, so
     nothing half-unpacked or planted by another user is ever read) and verified against its file manifest."""
-    from onevision.bundle import verify_bundle
-
     target = Path(tempfile.mkdtemp(prefix="onevision-mar-"))
     try:
         with zipfile.ZipFile(mar) as zf:
@@ -55,7 +56,7 @@ def resolve_bundle_dir(model_dir: str | Path, model_name: str | None = None) -> 
         model_dir = store.local_path()
     path = Path(model_dir)
     for candidate in (path, path / BUNDLE_SUBDIR):
-        if (candidate / "bundle.json").exists():
+        if is_bundle(candidate):
             return candidate
     store = path / "model-store" if (path / "model-store").is_dir() else path
     mars = sorted(store.glob("*.mar"))
@@ -104,7 +105,7 @@ class OneVisionModel(kserve.Model):
         try:
             if isinstance(payload, InferRequest):
                 return self._predict_v2(payload)
-            return {"predictions": self.service.predict(v1_instances(payload))}
+            return self.service.predict_v1(payload)
         except BadRequest as exc:
             raise _client_error(exc) from exc
 

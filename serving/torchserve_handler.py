@@ -1,4 +1,4 @@
-"""TorchServe custom handler: a thin adapter over `onevision.serving_core.SearchService`.
+"""TorchServe custom handler: a thin adapter over `onevision.service.search.SearchService`.
 
 The .mar carries this file and the model bundle under ``bundle/`` (see serving/archive.py); TorchServe
 unpacks it into ``context.system_properties["model_dir"]``. What `handle` receives depends on the server's
@@ -11,7 +11,7 @@ service envelope (``TS_SERVICE_ENVELOPE`` / ``service_envelope``), fixed per ser
   output after the input at the same position and reads those names from ``context.input_names``, so we
   set that to the typed outputs' names (``item_ids``, ``scores``, ``sids``, ``personalized``) and return
   their numpy arrays. The envelope flattens every output to one dimension and cannot send response
-  parameters: `onevision.serving_core.v2_predictions` reads the rows back from the flat tensors.
+  parameters: `onevision.service.client.v2_predictions` reads the rows back from the flat tensors.
 - none: one row per HTTP request, ``{"body": ...}`` holding raw image bytes (``curl --data-binary
   @photo.png``) or parsed JSON (one instance, a v1 body or a v2 body).
 
@@ -33,14 +33,9 @@ from typing import Any
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
-from onevision.serving_core import (
-    BadRequest,
-    SearchService,
-    ServiceLimits,
-    v1_response,
-    v2_instances,
-    v2_response,
-)
+from onevision.service.limits import ServiceLimits
+from onevision.service.protocol import BadRequest
+from onevision.service.search import SearchService
 from serving.threads import configure_torch_threads
 from serving.ts_envelope import EnvelopeError, client_error_filter, guard_envelopes
 
@@ -127,7 +122,7 @@ class OneVisionHandler(BaseHandler):
         if isinstance(body, (bytes, bytearray)):
             return self.service.predict([{"image": bytes(body)}])[0]
         if isinstance(body, dict) and "instances" in body:
-            return v1_response(self.service.predict(body["instances"]))
+            return self.service.predict_v1(body)
         if isinstance(body, dict) and "inputs" in body:
             request_id = body.get("id") or context.get_request_id(idx)
             return self.service.predict_v2(body, context.model_name, request_id)

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onevision.serving_core import ServiceLimits
+from onevision.service.limits import ServiceLimits
 
 ENVELOPES = ("kserve", "kservev2", "body")
 KSERVE_MODEL_STORE = "/mnt/models/model-store"

@@ -15,7 +15,7 @@ from onevision.cascade.config import CascadeConfig
 from onevision.cascade.prerank import PreRanker
 from onevision.cascade.rank import Ranker
 from onevision.cascade.recall import AnnRecall
-from onevision.evaluation.retriever import Ranking
+from onevision.contracts import Ranking
 
 if TYPE_CHECKING:
     from onevision.vision.encoder import ImageEncoder
@@ -75,10 +75,12 @@ def _fill(ranked: Candidates, recalled: Candidates, k: int) -> tuple[np.ndarray,
 
 class Cascade:
     """encode -> ANN recall (N) -> pre-rank (M) -> personalised rank (k). `upto` stops after a stage, to
-    measure what each stage adds (e.g. `cascade.upto("recall")` ranks by ANN similarity alone)."""
+    measure what each stage adds (e.g. `cascade.upto("recall")` ranks by ANN similarity alone). A
+    PersonalisedRetriever (onevision.contracts); `version` is the bundle version it was loaded from."""
 
     def __init__(self, encoder: ImageEncoder, recall: AnnRecall, prerank: PreRanker, ranker: Ranker,
-                 config: CascadeConfig = CascadeConfig(), upto: Stage = "rank", encoder_sha256: str | None = None):
+                 config: CascadeConfig = CascadeConfig(), upto: Stage = "rank", encoder_sha256: str | None = None,
+                 version: str | None = None):
         if upto not in STAGES:
             raise ValueError(f"upto must be one of {STAGES}, got {upto!r}")
         if encoder.config.embed_dim != recall.dim:
@@ -92,12 +94,21 @@ class Cascade:
         self.config = config
         self.stage = upto
         self.encoder_sha256 = encoder_sha256
+        self.version = version
         self.name = "cascade" if upto == "rank" else f"cascade-{upto}"
         self.last_timings: StageTimings | None = None
 
     def upto(self, stage: Stage) -> Cascade:
         """The same cascade, stopping after `stage` (shares every model)."""
-        return Cascade(self.encoder, self.recall, self.prerank, self.ranker, self.config, stage, self.encoder_sha256)
+        return Cascade(self.encoder, self.recall, self.prerank, self.ranker, self.config, stage, self.encoder_sha256,
+                       self.version)
+
+    def known_users(self, user_ids: np.ndarray) -> np.ndarray:
+        """The users the ranker has features for (none when the cascade stops before the ranker)."""
+        user_ids = np.asarray(user_ids, np.int64)
+        if self.stage != "rank":
+            return np.zeros(user_ids.shape, dtype=bool)
+        return self.ranker.users.known(user_ids)
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         from onevision.vision.encoder import encode_images
@@ -184,7 +195,7 @@ class Cascade:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, encoder_dir: str | Path) -> Cascade:
+    def load(cls, directory: str | Path, encoder_dir: str | Path, version: str | None = None) -> Cascade:
         from onevision.vision.encoder import ImageEncoder
 
         directory = Path(directory)
@@ -204,4 +215,5 @@ class Cascade:
         return cls(
             ImageEncoder.load(encoder_dir), AnnRecall.load(directory / "recall"), PreRanker.load(directory / "prerank"),
             Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest,
+            version=version,
         )

@@ -18,7 +18,7 @@ import pandas as pd
 
 from onevision.evaluation import metrics as M
 from onevision.evaluation.result import DEFAULT_KS, DEFAULT_PROXY_K, EvaluationResult, metric_keys
-from onevision.evaluation.retriever import Ranking, Retriever
+from onevision.contracts import Ranking, Retriever
 from onevision.world import World, load_world
 from onevision.world.behaviour import preference_score
 from onevision.world.render import decode_image

@@ -1,5 +1,9 @@
 """The parity gate: the generator may replace the cascade only if no gated metric falls more than ε
-(relative) below the cascade's. Writes parity.json (machine), parity.md and parity.html (people)."""
+(relative) below the cascade's. Writes parity.json (machine), parity.md and parity.html (people).
+
+This module is the one reader and writer of parity.json: `ParityReport.save` writes it, `load_parity` reads
+a whole report, `parse_verdict` reads the verdict its consumers act on (`serve build --parity`, `canary
+promote`) and `require_verdict_for` checks that a verdict judged the model at hand."""
 from __future__ import annotations
 
 import html
@@ -27,6 +31,10 @@ class ParityInputError(ValueError):
 
 class ParityBindingError(ValueError):
     """A parity verdict used for a model it did not judge, or a failed verdict used to ship one."""
+
+
+class ParityFormatError(ValueError):
+    """A document that is not a parity verdict (not JSON, or no boolean "passed")."""
 
 
 def _number(value: object) -> float | None:
@@ -234,6 +242,23 @@ def _read_metrics(path: Path) -> tuple[dict, Path]:
     return json.loads(path.read_text()), path
 
 
+def parse_verdict(text: str, where: str = "parity report") -> dict:
+    """The parity.json document in `text` (`where` names it in errors), once it is JSON with a boolean "passed"."""
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParityFormatError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
+        raise ParityFormatError(f'{where} has no boolean "passed" field; expected {{"passed": true, ...}}')
+    return report
+
+
+def verdict_reasons(report: Mapping[str, object]) -> str:
+    """A verdict's reasons as one line ("" when it gives none)."""
+    reasons = report.get("reasons")
+    return "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else ""
+
+
 def load_parity(path: str | Path) -> ParityReport:
     """Read parity.json (or the directory holding it)."""
     path = Path(path)
@@ -289,6 +314,5 @@ def require_verdict_for(report: Mapping[str, object], bundle: Mapping[str, str],
             f"{where} judged generator {judged['version']} ({judged['digest']}), not bundle "
             f"{bundle.get('version')} ({bundle.get('digest')}); evaluate and gate this bundle")
     if report.get("passed") is not True and not allow_failed:
-        reasons = report.get("reasons")
-        why = "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else "passed is not true"
+        why = verdict_reasons(report) or "passed is not true"
         raise ParityBindingError(f"{where} for generator {judged['version']} FAILED: {why}")

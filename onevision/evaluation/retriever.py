@@ -1,36 +1,14 @@
-"""The Retriever contract (docs/contracts.md) and two trivial baselines that serve as sanity floors."""
+"""Two trivial baselines that serve as sanity floors (Retrievers of onevision.contracts)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from onevision.contracts import Ranking
+
 if TYPE_CHECKING:
     from onevision.world import World
-
-
-@dataclass
-class Ranking:
-    item_ids: np.ndarray  # int64 (B, k), -1 pads a short list
-    scores: np.ndarray  # float32 (B, k), higher is better
-
-    def __post_init__(self) -> None:
-        self.item_ids = np.asarray(self.item_ids, dtype=np.int64)
-        self.scores = np.asarray(self.scores, dtype=np.float32)
-        if self.item_ids.ndim != 2 or self.item_ids.shape != self.scores.shape:
-            raise ValueError(
-                f"Ranking expects item_ids and scores of the same shape (B, k); "
-                f"got {self.item_ids.shape} and {self.scores.shape}"
-            )
-
-
-@runtime_checkable
-class Retriever(Protocol):
-    name: str
-
-    def retrieve(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> Ranking: ...
-    # images: uint8 (B, H, W, 3); user_ids: int64 (B,) or None (non-personalised); -1 = unknown user
 
 
 def _check_k(k: int) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from onevision.evaluation.retriever import Ranking
+from onevision.contracts import Ranking
 from onevision.generator.data import ImageBank, UserContext, encode_bank, make_input
-from onevision.generator.decode import DecodeResult, PruningConfig, beam_search
+from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING, DecodeResult, PruningConfig, beam_search
 from onevision.generator.model import SidGenerator
 from onevision.userfeatures import UserFeatureTable
 from onevision.vision.encoder import ImageEncoder, to_pixels
@@ -47,8 +47,21 @@ class UserContextCache:
                            stack("attribute_affinity") if self.with_affinity else None)
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a generator decodes: beam width and dynamic pruning (given when it is built or loaded)."""
+
+    beam_width: int = 20
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+
+
+SERVING_DECODE = DecodeOptions(SERVING_BEAM_WIDTH, SERVING_PRUNING)  # what a loaded bundle serves with
+
+
 @dataclass
 class GeneratorRetriever:
+    """A SidRetriever and PersonalisedRetriever (onevision.contracts)."""
+
     encoder: ImageEncoder
     generator: SidGenerator
     vrq: VRQArtifact
@@ -56,6 +69,7 @@ class GeneratorRetriever:
     beam_width: int = 20
     pruning: PruningConfig = field(default_factory=PruningConfig)
     name: str = "generator"
+    version: str | None = None  # the bundle version it was loaded from
 
     def __post_init__(self) -> None:
         cfg = self.generator.config
@@ -70,13 +84,20 @@ class GeneratorRetriever:
     def personalised(self) -> bool:
         return self.users is not None and self.generator.config.user_feature_dim > 0
 
+    def known_users(self, user_ids: np.ndarray) -> np.ndarray:
+        """The users decoded with their features: known to the user table, and only if the model uses them."""
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        if not self.personalised:
+            return np.zeros(user_ids.shape, dtype=bool)
+        return self.users.known(user_ids)
+
     @torch.inference_mode()
     def decode(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> DecodeResult:
         bank = encode_bank(self.encoder, to_pixels(images))
         if not self.personalised or user_ids is None:
             return self._search(bank, np.arange(len(images)), None, k)
         user_ids = np.asarray(user_ids, dtype=np.int64)
-        known = self.users.known(user_ids) & (user_ids >= 0)
+        known = self.known_users(user_ids)
         parts = []
         if (~known).any():
             parts.append((np.flatnonzero(~known), self._search(bank, np.flatnonzero(~known), None, k)))
@@ -96,10 +117,10 @@ class GeneratorRetriever:
 
     @classmethod
     def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
-             beam_width: int = 20, pruning: PruningConfig = PruningConfig()) -> "GeneratorRetriever":
+             decode: DecodeOptions = DecodeOptions(), version: str | None = None) -> "GeneratorRetriever":
         users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
         return cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir), users,
-                   beam_width, pruning)
+                   decode.beam_width, decode.pruning, version=version)
 
 
 def _merge(parts: list[tuple[np.ndarray, DecodeResult]], n: int, k: int, depth: int) -> DecodeResult:

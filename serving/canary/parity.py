@@ -2,14 +2,14 @@
 (the report's `bundles.generator.digest` equals the digest in the archive manifest under the storage URI)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from onevision.evaluation.parity import PARITY_JSON
 from serving.canary.errors import ParityGateError
 
 # Where the report sits under a model's storage URI, tried in this order.
-PARITY_KEYS = ("parity.json", "parity/parity.json")
+PARITY_KEYS = (PARITY_JSON, f"parity/{PARITY_JSON}")
 
 
 @dataclass(frozen=True)
@@ -26,20 +26,18 @@ def _split(location: str) -> tuple[str, str]:
 
 def _read(root: str, key: str) -> dict[str, Any] | None:
     """The report at `root`/`key`, or None if there is none; other failures raise ParityGateError."""
+    from onevision.evaluation.parity import ParityFormatError, parse_verdict
     from onevision.storage import ArtifactNotFoundError, ArtifactStoreError, open_store
 
     location = f"{root.rstrip('/')}/{key}"
     try:
-        report = open_store(root).get_json(key)
+        return parse_verdict(open_store(root).get_text(key), f"parity report {location}")
     except ArtifactNotFoundError:
         return None
-    except json.JSONDecodeError as exc:
-        raise ParityGateError(f"parity report {location} is not valid JSON: {exc}") from exc
+    except ParityFormatError as exc:
+        raise ParityGateError(str(exc)) from exc
     except (ArtifactStoreError, ValueError) as exc:
         raise ParityGateError(f"cannot read parity report {location}: {exc}") from exc
-    if not isinstance(report, dict) or not isinstance(report.get("passed"), bool):
-        raise ParityGateError(f'parity report {location} has no boolean "passed" field; expected {{"passed": true, ...}}')
-    return report
 
 
 def read_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
@@ -77,12 +75,11 @@ def model_identity(storage_uri: str) -> dict[str, Any]:
 
 
 def require_passing_parity(storage_uri: str, parity: str | None = None) -> ParityVerdict:
-    from onevision.evaluation.parity import ParityBindingError, require_verdict_for
+    from onevision.evaluation.parity import ParityBindingError, require_verdict_for, verdict_reasons
 
     verdict = read_parity(storage_uri, parity)
     if not verdict.passed:
-        reasons = verdict.report.get("reasons")  # onevision.evaluation.parity writes a list of strings
-        why = "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else ""
+        why = verdict_reasons(verdict.report)
         raise ParityGateError(
             f"promotion of {storage_uri} refused: parity report {verdict.location} says passed=false"
             + (f": {why}" if why else "")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from onevision.service.limits import ServiceLimits
+
 
 @dataclass(frozen=True)
 class TinyBundles:
@@ -75,7 +77,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-OVERSIZE_BYTES = 2_000_001  # one byte over SearchService's default max_image_bytes
+OVERSIZE_BYTES = ServiceLimits().max_image_bytes + 1  # one byte over the default limit
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from onevision.serving_core import v1_request, v2_predictions, v2_request
+from onevision.service.client import v1_request, v2_predictions, v2_request
 from serving.processes import KServeServer, http, post_json, running_kserve
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_kserve_own_rest_client_reads_typed_tensors(server, serving_probe):
     from kserve import InferenceRESTClient, RESTConfig
     from kserve.protocol.infer_type import InferInput, InferRequest
 
-    from onevision.serving_core import encode_image
+    from onevision.service.client import encode_image
 
     photos, users = serving_probe.photos[:2], serving_probe.users[:2]
     images = InferInput("image_b64", [2], "BYTES", [encode_image(p) for p in photos])
@@ -120,7 +120,7 @@ def test_bad_v2_request_gets_its_status_and_the_server_keeps_answering(server, s
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
 def test_a_body_over_the_request_limit_is_a_413_and_never_parsed(server, serving_probe, protocol):
-    from onevision.serving_core import ServiceLimits
+    from onevision.service.limits import ServiceLimits
 
     limit = ServiceLimits().max_request_bytes
     body = b'{"instances": ["' + b"A" * (limit + 1) + b'"]}'

@@ -19,8 +19,9 @@ from s3_server import moto_s3, s3_env  # noqa: F401 (moto_s3 is a fixture)
 from monitoring.arms import ArmError, HttpArm, InProcessArm, QueryBatch, RetrieverArm
 from monitoring.replay import replay_ab
 from monitoring.rules import DEFAULT_RULES_PATH
-from onevision.evaluation import Ranking
-from onevision.serving_core import BadRequest, ModelInfo, SearchService
+from onevision.contracts import Ranking
+from onevision.service.protocol import BadRequest, ModelInfo
+from onevision.service.search import SearchService
 from onevision.world import load_world
 from onevision.world.render import decode_image
 

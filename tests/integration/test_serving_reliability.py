@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from onevision.serving_core import v2_predictions, v2_request
+from onevision.service.client import v2_predictions, v2_request
 from serving.processes import TorchServeServer, http, post_json, running_torchserve
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from onevision.serving_core import v1_request, v2_predictions, v2_request
+from onevision.service.client import v1_request, v2_predictions, v2_request
 from serving.processes import TorchServeServer, http, post_json, running_torchserve
 
 pytestmark = pytest.mark.integration

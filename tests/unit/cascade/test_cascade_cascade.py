@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from onevision.cascade import Cascade, CascadeConfig
-from onevision.evaluation import PopularityRetriever, RandomRetriever, Retriever, evaluate
+from onevision.contracts import Retriever
+from onevision.evaluation import PopularityRetriever, RandomRetriever, evaluate
 from onevision.vision.encoder import EncoderConfig, ImageEncoder
 from onevision.world import World
 

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from onevision.contracts import Ranking
 from onevision.evaluation import (
     EvaluationResult,
     PopularityRetriever,
     RandomRetriever,
-    Ranking,
     compare_table,
     evaluate,
     load_result,

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onevision.evaluation import PopularityRetriever, RandomRetriever, Ranking, Retriever
+from onevision.contracts import Ranking, Retriever
+from onevision.evaluation import PopularityRetriever, RandomRetriever
 from onevision.world import load_world
 
 IMAGES = np.zeros((3, 8, 8, 3), dtype=np.uint8)

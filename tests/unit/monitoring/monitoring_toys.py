@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from monitoring.arms import RetrieverArm
-from onevision.evaluation import Ranking, RandomRetriever
+from onevision.contracts import Ranking
+from onevision.evaluation import RandomRetriever
 from onevision.world import load_world
 from onevision.world.behaviour import preference_score
 from onevision.world.render import decode_image

@@ -12,7 +12,7 @@ from monitoring_toys import pixel_arm, random_arm
 from monitoring.arms import ArmError, RetrieverArm
 from monitoring.replay import IMPRESSION_COLUMNS, REQUEST_COLUMNS, ReplayLog, replay_ab
 from monitoring.split import canary_mask
-from onevision.evaluation import Ranking
+from onevision.contracts import Ranking
 from onevision.world import DriftConfig
 
 

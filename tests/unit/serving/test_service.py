@@ -12,20 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onevision.evaluation.retriever import Ranking
+from onevision.contracts import Ranking
 from onevision.generator.decode import DecodeResult
-from onevision.serving_core import (
-    BadRequest,
-    ModelInfo,
-    SearchResult,
-    SearchService,
-    ServiceLimits,
-    v1_request,
-    v2_instances,
-    v2_predictions,
-    v2_request,
-    v2_response,
-)
+from onevision.service.client import v1_request, v2_predictions, v2_request
+from onevision.service.envelopes import v2_instances, v2_response
+from onevision.service.limits import ServiceLimits
+from onevision.service.protocol import BadRequest, ModelInfo, SearchResult
+from onevision.service.search import SearchService
 from onevision.world.render import encode_png
 
 SIZE = 16
@@ -141,7 +134,7 @@ def test_unknown_user_falls_back_to_the_non_personalised_path():
 
 def test_known_user_is_not_personalised_by_a_model_without_user_features():
     retriever = RecordingRetriever()
-    retriever.personalised = False
+    retriever.known_users = lambda ids: np.zeros(len(ids), dtype=bool)  # its PersonalisedRetriever answer
     (response,) = service(retriever=retriever).predict([{"image_b64": b64(png()), "user_id": 17}])
     assert response["personalized"] is False
 

@@ -11,7 +11,10 @@ from ts.context import Context, RequestProcessor
 from ts.utils.util import PredictionException
 
 from onevision.evaluation.retriever import PopularityRetriever
-from onevision.serving_core import ModelInfo, SearchService, ServiceLimits, v2_request
+from onevision.service.client import v2_request
+from onevision.service.limits import ServiceLimits
+from onevision.service.protocol import ModelInfo
+from onevision.service.search import SearchService
 from onevision.world.render import encode_png
 from serving.torchserve_handler import OneVisionHandler
 
