@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from onevision.cli_support import fail, input_path, output_path
+from onevision.evaluation.parity import ParityGate
 from onevision.steps import StepConfigs
 
 DEFAULTS = StepConfigs()  # every option's default is its config's (onevision.steps)
@@ -181,7 +182,7 @@ def evaluate_parity(
     generator: str = typer.Option(..., help="Generator metrics.json or its directory."),
     cascade: str = typer.Option(..., help="Cascade metrics.json or its directory."),
     out: str = typer.Option(..., help="Where to write parity.json, parity.md and parity.html."),
-    epsilon: float = typer.Option(0.02, help="Allowed relative shortfall against the cascade."),
+    epsilon: float = typer.Option(ParityGate.epsilon, help="Allowed relative shortfall against the cascade."),
 ) -> None:
     """The promotion gate: exit 1 with the reasons when the generator is worse than the cascade by more than ε."""
     from onevision import steps

@@ -256,10 +256,12 @@ def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: Eval
     return json.loads((Path(out_dir) / "metrics.json").read_text())
 
 
-def parity_step(generator_metrics_dir: Path, cascade_metrics_dir: Path, out_dir: Path, epsilon: float = 0.02):
+def parity_step(generator_metrics_dir: Path, cascade_metrics_dir: Path, out_dir: Path, epsilon: float | None = None):
+    """`epsilon`: the allowed relative shortfall (default: `ParityGate`'s)."""
     from onevision.evaluation import ParityGate
 
-    report = ParityGate(epsilon=epsilon).check_files(generator_metrics_dir, cascade_metrics_dir)
+    gate = ParityGate() if epsilon is None else ParityGate(epsilon=epsilon)
+    report = gate.check_files(generator_metrics_dir, cascade_metrics_dir)
     report.save(out_dir)
     return report
 

@@ -15,6 +15,7 @@ from components.ingest import ingest_world
 from components.parity import parity_gate
 from components.validate import validate_data
 from components.vrq import train_vrq
+from onevision.evaluation.parity import ParityGate
 from pipelines.resources import with_resources
 from pipelines.s3 import DEFAULT_SECRET, with_s3_secret
 
@@ -40,7 +41,7 @@ def onevision_train(
     cascade_config: dict = {},
     generator_config: dict = {},
     eval_config: dict = {},
-    epsilon: float = 0.02,
+    epsilon: float = ParityGate.epsilon,
     canary_percent: int = 10,
     storage_uri: str = DEFAULT_STORAGE_URI,
     model_name: str = "onevision",

@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from onevision.cli_support import fail
+
 from onevision.service.limits import ServiceLimits
 
 LIMITS = ServiceLimits()  # the kserve command's defaults
@@ -27,9 +29,6 @@ serve_app = typer.Typer(
 STATE_FILE = "server.json"
 
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 @serve_app.command("build")
@@ -52,7 +51,7 @@ def build(
         result = build_archive(bundle, out, model_name=model_name, version=version, parity_path=parity,
                                envelope=envelope, upload_to=upload_to, allow_failed_parity=allow_failed_parity)
     except (ArchiveError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     kind = result.manifest["bundle"]["kind"]
     typer.echo(f"{kind} bundle packaged: {result.mar_path}\nconfig: {result.config_path}")
     if result.parity_path:
@@ -74,11 +73,11 @@ def _combined_store(stores: list[Path], workdir: Path) -> Path:
         store = store / "model-store" if (store / "model-store").is_dir() else store
         mars = sorted(store.glob("*.mar"))
         if not mars:
-            _fail(f"no .mar file in {store}")
+            fail(f"no .mar file in {store}")
         for mar in mars:
             name = read_mar_model(mar).name
             if name in names:
-                _fail(f"two archives register as model {name!r} ({names[name]} and {mar}); build one of them with "
+                fail(f"two archives register as model {name!r} ({names[name]} and {mar}); build one of them with "
                       "`onevision serve build --model-name ...` to serve them side by side")
             names[name] = mar
             (combined / mar.name).symlink_to(mar.resolve())
@@ -102,7 +101,7 @@ def local(
         store = _combined_store(model_store, workdir)  # reads every .mar's manifest: a truncated one is named here
         server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers)
     except (ServerStartError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     state = {"pgid": server.server.process.pid, "ports": list(server.server.ports), "models": server.model_names,
              "inference": server.inference_url, "management": server.management_url, "metrics": server.metrics_url}
     (workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
@@ -130,7 +129,7 @@ def stop(workdir: Annotated[Path, typer.Option("--workdir", help="The --workdir 
 
     state_path = workdir / STATE_FILE
     if not state_path.exists():
-        _fail(f"no server state in {state_path}")
+        fail(f"no server state in {state_path}")
     state = json.loads(state_path.read_text())
     try:
         os.killpg(int(state["pgid"]), signal.SIGTERM)

@@ -1,13 +1,15 @@
-"""Offline evaluation shared by every model (any onevision.contracts.Retriever): metrics, harness, parity gate."""
-from onevision.evaluation.harness import EvalConfig, evaluate, run_evaluation
-from onevision.evaluation.parity import (
-    ParityBindingError, ParityGate, ParityInputError, ParityReport, load_parity, require_verdict_for,
-)
-from onevision.evaluation.result import STABLE_KEYS, EvaluationResult, compare_table, load_result, metric_keys
-from onevision.evaluation.retriever import PopularityRetriever, RandomRetriever
+"""Offline evaluation shared by every model (any onevision.contracts.Retriever): metrics, harness, parity gate.
 
-__all__ = [
-    "STABLE_KEYS", "EvalConfig", "EvaluationResult", "ParityBindingError", "ParityGate", "ParityInputError", "ParityReport",
-    "PopularityRetriever", "RandomRetriever", "compare_table", "evaluate",
-    "load_parity", "load_result", "metric_keys", "require_verdict_for", "run_evaluation",
-]
+Names are imported on first use, so the gate's defaults (`onevision.evaluation.parity`) load without the harness."""
+from onevision.lazy import lazy_exports
+
+_EXPORTS = {
+    **{name: "onevision.evaluation.harness" for name in ("EvalConfig", "evaluate", "run_evaluation")},
+    **{name: "onevision.evaluation.parity" for name in ("ParityBindingError", "ParityGate", "ParityInputError",
+                                                         "ParityReport", "load_parity", "require_verdict_for")},
+    **{name: "onevision.evaluation.result" for name in ("STABLE_KEYS", "EvaluationResult", "compare_table",
+                                                         "load_result", "metric_keys")},
+    **{name: "onevision.evaluation.retriever" for name in ("PopularityRetriever", "RandomRetriever")},
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
