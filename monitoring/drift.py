@@ -148,9 +148,3 @@ def read_snapshot(snapshot_dict: dict, prepared: PreparedWindows, rules: DriftRu
             ))
     return metrics, families
 
-
-def run_drift_report(*args: Any, **kwargs: Any) -> Any:
-    """`monitoring.report.run_drift_report`, importable from here too (the KFP drift component does)."""
-    from monitoring.report import run_drift_report as run
-
-    return run(*args, **kwargs)

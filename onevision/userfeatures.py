@@ -271,15 +271,6 @@ class UserFeatureTable:
         lift = np.log(shares / prior)
         return np.take_along_axis(lift, values, axis=1).astype(np.float32)
 
-    def brand_affinity(self, user_ids: np.ndarray, item_brands: np.ndarray, **kw) -> np.ndarray:
-        return self.affinity("brand", user_ids, item_brands, **kw)
-
-    def price_band_affinity(self, user_ids: np.ndarray, item_bands: np.ndarray, **kw) -> np.ndarray:
-        return self.affinity("price_band", user_ids, item_bands, **kw)
-
-    def category_affinity(self, user_ids: np.ndarray, item_categories: np.ndarray, **kw) -> np.ndarray:
-        return self.affinity("category", user_ids, item_categories, **kw)
-
     def profile(self, user_ids: np.ndarray, exclude_query_ids: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(declared_category int64 (-1 unknown), price_sensitivity float32 (population mean if unknown),

@@ -23,12 +23,16 @@ since the normaliser cancels between candidates of one query.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from onevision.checkpoint import load_module, save_module
+
+WEIGHTS_FILE = "generator.pt"
+CONFIG_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -191,19 +195,8 @@ class SidGenerator(nn.Module):
 
     # ---- persistence ----------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), directory / "generator.pt")
-        (directory / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        save_module(self, self.config, directory, WEIGHTS_FILE, CONFIG_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> "SidGenerator":
-        directory = Path(directory)
-        cfg_path = directory / "config.json"
-        if not cfg_path.exists():
-            raise FileNotFoundError(f"generator artifact missing: {cfg_path}")
-        cfg = json.loads(cfg_path.read_text())
-        cfg["vocab_sizes"] = tuple(cfg["vocab_sizes"])
-        model = cls(GeneratorConfig(**cfg))
-        model.load_state_dict(torch.load(directory / "generator.pt", map_location="cpu", weights_only=True))
-        return model.eval()
+    def load(cls, directory: Path) -> SidGenerator:
+        return load_module(cls, GeneratorConfig, directory, WEIGHTS_FILE, CONFIG_FILE, "generator")

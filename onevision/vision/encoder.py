@@ -2,14 +2,18 @@
 tokens (read by the generator) and one L2-normalised embedding per image (read by ANN recall and VRQ)."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from onevision.checkpoint import load_module, save_module
+
+WEIGHTS_FILE = "encoder.pt"
+CONFIG_FILE = "encoder.json"
 
 
 @dataclass(frozen=True)
@@ -65,22 +69,11 @@ class ImageEncoder(nn.Module):
         return self.embed_tokens(self.tokens(pixels))
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), directory / "encoder.pt")
-        (directory / "encoder.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        save_module(self, self.config, directory, WEIGHTS_FILE, CONFIG_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> "ImageEncoder":
-        directory = Path(directory)
-        meta = directory / "encoder.json"
-        if not meta.exists():
-            raise FileNotFoundError(f"encoder artifact missing: {meta}")
-        cfg = json.loads(meta.read_text())
-        cfg["widths"] = tuple(cfg["widths"])
-        model = cls(EncoderConfig(**cfg))
-        model.load_state_dict(torch.load(directory / "encoder.pt", map_location="cpu", weights_only=True))
-        return model.eval()
+    def load(cls, directory: Path) -> ImageEncoder:
+        return load_module(cls, EncoderConfig, directory, WEIGHTS_FILE, CONFIG_FILE, "encoder")
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:

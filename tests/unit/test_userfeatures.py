@@ -55,7 +55,7 @@ def test_unknown_users_get_the_population_average(table: UserFeatureTable, world
     np.testing.assert_allclose(f[0, :-1], expected[:-1], rtol=1e-5)
     assert np.array_equal(f[0], f[1]) and f[0, -1] == 0.0
     assert np.all(table.history(np.array([-1, 10_000])) == -1)
-    assert np.allclose(table.brand_affinity(np.array([-1]), np.array([[0, 1, 2]])), 0.0, atol=1e-6)
+    assert np.allclose(table.affinity("brand", np.array([-1]), np.array([[0, 1, 2]])), 0.0, atol=1e-6)
 
 
 def test_history_lists_the_latest_clicks_first(table: UserFeatureTable, world: World) -> None:
@@ -75,7 +75,7 @@ def test_most_clicked_brand_has_the_highest_affinity(table: UserFeatureTable, wo
     imp = imp.merge(world.items[["item_id", "brand"]], on="item_id")
     top_brand = imp[(imp["user_id"] == user) & imp["clicked"]]["brand"].value_counts().idxmax()
     brands = np.arange(table.vocab["brand"])[None, :]
-    lift = table.brand_affinity(np.array([user]), brands)[0]
+    lift = table.affinity("brand", np.array([user]), brands)[0]
     assert lift.argmax() == top_brand and lift[top_brand] > 0
 
 
@@ -96,8 +96,8 @@ def test_leaving_a_query_out_equals_fitting_without_it(table: UserFeatureTable, 
     np.testing.assert_allclose(table.features(ids, exclude_query_ids=ex), smaller.features(ids), rtol=1e-5, atol=1e-7)
     assert np.array_equal(table.history(ids, exclude_query_ids=ex), smaller.history(ids))
     brands = np.arange(table.vocab["brand"])[None, :]
-    np.testing.assert_allclose(table.brand_affinity(ids, brands, exclude_query_ids=ex),
-                               smaller.brand_affinity(ids, brands), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table.affinity("brand", ids, brands, exclude_query_ids=ex),
+                               smaller.affinity("brand", ids, brands), rtol=1e-5, atol=1e-6)
 
 
 def test_test_split_impressions_do_not_change_the_table(table: UserFeatureTable, world: World, tiny_world_dir: Path,
@@ -122,8 +122,8 @@ def test_save_then_load_gives_identical_outputs(table: UserFeatureTable, world: 
     cats = np.tile(np.arange(table.vocab["category"]), (len(ids), 1))
     assert np.array_equal(table.features(ids), loaded.features(ids))
     assert np.array_equal(table.history(ids), loaded.history(ids))
-    assert np.array_equal(table.category_affinity(ids, cats, signal="order"),
-                          loaded.category_affinity(ids, cats, signal="order"))
+    assert np.array_equal(table.affinity("category", ids, cats, signal="order"),
+                          loaded.affinity("category", ids, cats, signal="order"))
 
 
 def test_fitting_twice_gives_the_same_table(table: UserFeatureTable, world: World) -> None:

@@ -88,9 +88,8 @@ def test_an_arm_that_returns_no_sids_skips_the_sid_test(replay_no_drift, tmp_pat
 
 @pytest.fixture(scope="module")
 def report_thin_canary(replay_no_drift, tmp_path_factory: pytest.TempPathFactory) -> tuple[DriftSummary, Path]:
-    """The no-drift log with only 40 canary requests per window, reported through the KFP component's
-    import path with a published copy."""
-    from monitoring.drift import run_drift_report
+    """The no-drift log with only 40 canary requests per window, reported with a published copy."""
+    from monitoring.report import run_drift_report
     from monitoring.replay import ReplayLog
 
     log = replay_no_drift.log
