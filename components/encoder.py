@@ -20,7 +20,7 @@ def train_encoder(
         encoder: The encoder directory.
         metrics: final_loss and seconds.
         preset: "default" or "tiny".
-        config: EncoderStepConfig fields over the preset.
+        config: EncoderStepConfig overrides over the preset: {"model": EncoderConfig fields, "train": EncoderTrainConfig fields}.
     """
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import train_encoder_step

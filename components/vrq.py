@@ -25,7 +25,7 @@ def train_vrq(
             collision rate, utilisation, perplexity, reconstruction MSE.
         report: The code quality table, as Markdown.
         preset: "default" or "tiny".
-        config: VRQStepConfig fields over the preset.
+        config: VRQStepConfig overrides over the preset: {"quantizer": VRQConfig fields, "compare_baselines": bool}.
     """
     from pathlib import Path
 

@@ -27,16 +27,18 @@ def _echo_json(data: dict) -> None:
 def train_encoder(
     world: str = typer.Option(..., help="World directory or URI."),
     out: str = typer.Option(..., help="Output directory or URI for the encoder."),
-    epochs: int = typer.Option(DEFAULTS.encoder.epochs, help="Training epochs."),
-    embed_dim: int = typer.Option(DEFAULTS.encoder.embed_dim, help="Embedding width."),
-    items_per_batch: int = typer.Option(DEFAULTS.encoder.items_per_batch, help="Products per batch (whole near-duplicate families)."),
-    lr: float = typer.Option(DEFAULTS.encoder.lr, help="Peak learning rate."),
-    seed: int = typer.Option(DEFAULTS.encoder.seed, help="Random seed."),
+    epochs: int = typer.Option(DEFAULTS.encoder.train.epochs, help="Training epochs."),
+    embed_dim: int = typer.Option(DEFAULTS.encoder.model.embed_dim, help="Embedding width."),
+    items_per_batch: int = typer.Option(DEFAULTS.encoder.train.items_per_batch, help="Products per batch (whole near-duplicate families)."),
+    lr: float = typer.Option(DEFAULTS.encoder.train.lr, help="Peak learning rate."),
+    seed: int = typer.Option(DEFAULTS.encoder.train.seed, help="Random seed."),
 ) -> None:
     """Train the image encoder with a multi-view contrastive + circle loss; writes catalogue features too."""
     from onevision import steps
 
-    cfg = steps.EncoderStepConfig(embed_dim=embed_dim, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed)
+    cfg = steps.EncoderStepConfig(
+        dataclasses.replace(DEFAULTS.encoder.model, embed_dim=embed_dim),
+        dataclasses.replace(DEFAULTS.encoder.train, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed))
     with output_path(out) as out_dir:
         result = steps.train_encoder_step(input_path(world), out_dir, cfg)
     typer.echo(f"encoder written to {out} in {result.seconds:.0f}s; loss per epoch: {result.losses}")

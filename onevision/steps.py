@@ -15,6 +15,7 @@ from typing import Literal
 
 from onevision.cascade.config import CascadeConfig
 from onevision.generator.staging import GeneratorTrainingConfig
+from onevision.vision.config import EncoderConfig, EncoderTrainConfig
 from onevision.vrq.config import VRQConfig
 from onevision.world.config import WorldConfig
 
@@ -27,12 +28,8 @@ class _Result:
 # ------------------------------------------------------------------ configs
 @dataclass(frozen=True)
 class EncoderStepConfig:
-    widths: tuple[int, ...] = (32, 64, 96, 128)
-    embed_dim: int = 128
-    epochs: int = 20
-    items_per_batch: int = 64
-    lr: float = 2e-3
-    seed: int = 0
+    model: EncoderConfig = field(default_factory=EncoderConfig)  # model.image_size is the world's
+    train: EncoderTrainConfig = field(default_factory=EncoderTrainConfig)
 
 
 def _demo_vrq() -> VRQConfig:
@@ -72,7 +69,8 @@ def tiny_configs(seed: int = 7) -> StepConfigs:
     """Small enough that the whole chain runs in well under a minute on a tiny world (tests, smoke runs)."""
     return StepConfigs(
         world=WorldConfig(seed=seed, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8),
-        encoder=EncoderStepConfig(widths=(16, 32, 48, 64), embed_dim=64, epochs=3, items_per_batch=32),
+        encoder=EncoderStepConfig(EncoderConfig(widths=(16, 32, 48, 64), embed_dim=64),
+                                  EncoderTrainConfig(epochs=3, items_per_batch=32)),
         vrq=VRQStepConfig(VRQConfig(codebook_sizes=(16, 40, 8), attribute_level=1), compare_baselines=False),
         cascade=CascadeConfig(),
         generator=GeneratorTrainingConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
@@ -153,10 +151,9 @@ def validate_step(world_dir: Path, report_dir: Path | None = None) -> Validation
 
 def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig = EncoderStepConfig(),
                        show_progress: bool = True) -> EncoderStepResult:
-    from onevision.vision.encoder import EncoderConfig
     from onevision.vision.features import compute_features
     from onevision.vision.images import ItemImages
-    from onevision.vision.train import EncoderTrainConfig, train_encoder
+    from onevision.vision.train import train_encoder
     from onevision.world import load_world
 
     start = time.perf_counter()
@@ -164,11 +161,8 @@ def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig
     data = ItemImages.from_world(world)
     family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
     image_size = world.config.image_size if world.config else data.images.shape[1]
-    encoder, losses = train_encoder(
-        data, family, EncoderConfig(image_size=image_size, widths=tuple(config.widths), embed_dim=config.embed_dim),
-        EncoderTrainConfig(epochs=config.epochs, items_per_batch=config.items_per_batch, lr=config.lr, seed=config.seed),
-        show_progress=show_progress,
-    )
+    encoder, losses = train_encoder(data, family, dataclasses.replace(config.model, image_size=image_size), config.train,
+                                    show_progress=show_progress)
     out_dir = Path(out_dir)
     encoder.save(out_dir)
     compute_features(encoder, world).save(out_dir)

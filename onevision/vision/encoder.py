@@ -2,7 +2,6 @@
 tokens (read by the generator) and one L2-normalised embedding per image (read by ANN recall and VRQ)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +10,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from onevision.checkpoint import load_module, save_module
+from onevision.vision.config import EncoderConfig
 
 WEIGHTS_FILE = "encoder.pt"
 CONFIG_FILE = "encoder.json"
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    image_size: int = 64
-    widths: tuple[int, ...] = (32, 64, 96, 128)
-    embed_dim: int = 128
-
-    @property
-    def token_dim(self) -> int:
-        return self.widths[-1]
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // 2 ** len(self.widths)
-
-    @property
-    def n_tokens(self) -> int:
-        return self.grid * self.grid
 
 
 def _stage(c_in: int, c_out: int, double: bool = True) -> nn.Sequential:

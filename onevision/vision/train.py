@@ -4,31 +4,18 @@ same product are positives; whole near-duplicate families share a batch, so the 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from onevision.vision.augment import augment
-from onevision.vision.encoder import EncoderConfig, ImageEncoder, to_pixels
+from onevision.vision.config import EncoderConfig, EncoderTrainConfig
+from onevision.vision.encoder import ImageEncoder, to_pixels
 from onevision.vision.images import ItemImages
 from onevision.vision.losses import circle_loss, multi_positive_info_nce
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncoderTrainConfig:
-    epochs: int = 20
-    items_per_batch: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    temperature: float = 0.07
-    circle_weight: float = 0.5
-    augment_strength: float = 1.0
-    seed: int = 0
-    threads: int | None = None
 
 
 def _batches(item_ids: np.ndarray, family_of: dict[int, int], items_per_batch: int, rng: np.random.Generator) -> list[np.ndarray]:

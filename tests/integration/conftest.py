@@ -37,7 +37,7 @@ def tiny_bundles(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     from onevision import steps
 
     cfg = steps.tiny_configs()
-    encoder_cfg = dataclasses.replace(cfg.encoder, epochs=1)
+    encoder_cfg = dataclasses.replace(cfg.encoder, train=dataclasses.replace(cfg.encoder.train, epochs=1))
     generator_cfg = dataclasses.replace(cfg.generator, stage1_epochs=1, stage2_epochs=1)
     root = tmp_path_factory.mktemp("tiny_models")
     encoder, vrq = root / "encoder", root / "vrq"

@@ -13,7 +13,7 @@ def test_vrq_is_fitted_with_the_config_and_reports_its_code_quality(world: dsl.D
                                                                       tmp_path: Path) -> None:
     vrq, scalars = artifact(dsl.Model, tmp_path / "vrq"), metrics(tmp_path / "metrics")
     report = artifact(dsl.Markdown, tmp_path / "report.md")
-    train_vrq.python_func(world, encoder, vrq, scalars, report, preset="tiny", config={"codebook_sizes": [8, 40, 4]})
+    train_vrq.python_func(world, encoder, vrq, scalars, report, preset="tiny", config={"quantizer": {"codebook_sizes": [8, 40, 4]}})
     fitted = VRQArtifact.load(tmp_path / "vrq")
     assert fitted.quantizer.config.codebook_sizes == (8, 40, 4)
     assert (tmp_path / "report.md").read_text().startswith("# VRQ code quality")

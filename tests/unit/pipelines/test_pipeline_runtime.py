@@ -1,6 +1,7 @@
 """Helpers the components run: typed step configs from parameter dicts, input artifacts, scalar metrics."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from onevision.steps import EncoderStepConfig, tiny_configs
 
 
 def test_step_config_applies_overrides_to_the_preset() -> None:
-    config = step_config("encoder", "tiny", {"epochs": 1, "widths": [8, 16]})
-    assert config == EncoderStepConfig(**{**tiny_configs().encoder.__dict__, "epochs": 1, "widths": (8, 16)})
+    config = step_config("encoder", "tiny", {"train": {"epochs": 1}, "model": {"widths": [8, 16]}})
+    tiny = tiny_configs().encoder
+    assert config == EncoderStepConfig(dataclasses.replace(tiny.model, widths=(8, 16)), dataclasses.replace(tiny.train, epochs=1))
 
 
 def test_step_config_defaults_to_the_config_class_defaults() -> None:
@@ -21,8 +23,8 @@ def test_step_config_defaults_to_the_config_class_defaults() -> None:
 
 
 def test_step_config_names_unknown_keys_and_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown encoder config key\(s\) \['epoch'\]; expected some of .*'epochs'"):
-        step_config("encoder", "default", {"epoch": 3})
+    with pytest.raises(ValueError, match=r"unknown encoder config.train key\(s\) \['epoch'\]; expected some of .*'epochs'"):
+        step_config("encoder", "default", {"train": {"epoch": 3}})
 
 
 def test_step_config_rejects_an_unknown_preset() -> None:
