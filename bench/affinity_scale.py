@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from onevision.bundle import load_retriever
-from onevision.evaluation import evaluate
+from onevision.evaluation import EvalConfig, evaluate
 from onevision.generator.decode import PruningConfig
 from onevision.generator.retriever import DecodeOptions
 from onevision.world import load_world
@@ -73,8 +73,8 @@ def main() -> None:
     model = generator.generator
 
     def run(retriever) -> dict:
-        result = evaluate(retriever, world, split=args.split, ks=(10, 50), latency_samples=0,
-                          max_queries=args.queries, progress=False)
+        result = evaluate(retriever, world, EvalConfig(split=args.split, ks=(10, 50), latency_samples=0,
+                                                       max_queries=args.queries), progress=False)
         return result.metrics
 
     rows = [("cascade", run(load_retriever(args.cascade_bundle)))]

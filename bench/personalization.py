@@ -26,6 +26,7 @@ from pathlib import Path
 
 from onevision import steps
 from onevision.generator.staging import GeneratorTrainingConfig
+from onevision.evaluation.config import EvalConfig
 from onevision.vrq.config import VRQConfig
 
 COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10", "personalisation_lift@10",
@@ -93,7 +94,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    eval_cfg = steps.EvalStepConfig(latency_samples=0, max_queries=args.queries)
+    eval_cfg = steps.EvalStepConfig(EvalConfig(latency_samples=0, max_queries=args.queries))
     rows: list[tuple[str, dict]] = []
     cascade = steps.evaluate_step(args.cascade_bundle, args.world, args.out / "eval-cascade", eval_cfg, show_progress=False)
     rows.append(("cascade (ANN -> pre-rank -> personalised rank)", cascade))

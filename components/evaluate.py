@@ -22,7 +22,7 @@ def evaluate_model(
         evaluation: The evaluation directory with metrics.json (the parity gate's input).
         metrics: The same metrics, logged for the KFP UI.
         preset: "default" or "tiny".
-        config: EvalStepConfig fields over the preset.
+        config: EvalStepConfig overrides over the preset: {"harness": EvalConfig fields, "decode": {"beam_width", "pruning"}}.
     """
     from components.runtime import input_dir, log_scalars, output_dir, step_config
     from onevision.steps import evaluate_step

@@ -11,6 +11,7 @@ import typer
 
 from onevision.cli_support import fail, input_path, output_path
 from onevision.evaluation.parity import ParityGate
+from onevision.generator.options import DecodeOptions
 from onevision.steps import StepConfigs
 
 DEFAULTS = StepConfigs()  # every option's default is its config's (onevision.steps)
@@ -159,18 +160,20 @@ def evaluate_model(
     bundle: str = typer.Argument(..., help="Model bundle directory or URI."),
     world: str = typer.Option(..., help="World directory or URI."),
     out: str = typer.Option(..., help="Where to write metrics.json."),
-    split: str = typer.Option(DEFAULTS.eval.split, help="train | val | test."),
+    split: str = typer.Option(DEFAULTS.eval.harness.split, help="train | val | test."),
     max_queries: Optional[int] = typer.Option(None, help="Evaluate only the first N queries."),
-    beam_width: int = typer.Option(DEFAULTS.eval.beam_width, help="Generator beam width."),
+    beam_width: int = typer.Option(DEFAULTS.eval.decode.beam_width, help="Generator beam width."),
     keep_tokens: Optional[int] = typer.Option(None, help="Dynamic token pruning: image tokens kept."),
     beam_margin: Optional[float] = typer.Option(None, help="Dynamic beam pruning: log-prob margin."),
-    confidence_mass: float = typer.Option(DEFAULTS.eval.confidence_mass, help="Shrink beams once they hold this probability mass."),
+    confidence_mass: float = typer.Option(DEFAULTS.eval.decode.pruning.confidence_mass, help="Shrink beams once they hold this probability mass."),
 ) -> None:
     """Recall/NDCG/MRR@K, HitRate@K, CTR/CVR proxies and latency of one bundle → metrics.json."""
     from onevision import steps
 
-    cfg = steps.EvalStepConfig(split=split, max_queries=max_queries, beam_width=beam_width, keep_tokens=keep_tokens,
-                               beam_margin=beam_margin, confidence_mass=confidence_mass)
+    pruning = dataclasses.replace(DEFAULTS.eval.decode.pruning, keep_tokens=keep_tokens, confidence_mass=confidence_mass,
+                                  **({} if beam_margin is None else {"beam_margin": beam_margin}))
+    cfg = steps.EvalStepConfig(dataclasses.replace(DEFAULTS.eval.harness, split=split, max_queries=max_queries),
+                               DecodeOptions(beam_width, pruning))
     try:
         with output_path(out) as out_dir:
             metrics = steps.evaluate_step(input_path(bundle), input_path(world), out_dir, cfg)

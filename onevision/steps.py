@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from onevision.cascade.config import CascadeConfig
+from onevision.evaluation.config import EvalConfig
+from onevision.generator.options import DecodeOptions
 from onevision.generator.staging import GeneratorTrainingConfig
 from onevision.vision.config import EncoderConfig, EncoderTrainConfig
 from onevision.vrq.config import VRQConfig
@@ -42,17 +44,14 @@ class VRQStepConfig:
     compare_baselines: bool = True  # also fit RQ-KMeans and plain RQ-VAE for the report
 
 
+def _gated_decode() -> DecodeOptions:
+    return DecodeOptions(beam_width=50)  # what the parity gate judges: unpruned beam 50 (serving prunes)
+
+
 @dataclass(frozen=True)
 class EvalStepConfig:
-    split: str = "test"
-    ks: tuple[int, ...] = (1, 10, 50)
-    batch_size: int = 64
-    max_queries: int | None = None
-    latency_samples: int = 100
-    beam_width: int = 50
-    keep_tokens: int | None = None
-    beam_margin: float | None = None
-    confidence_mass: float = 1.0
+    harness: EvalConfig = field(default_factory=EvalConfig)
+    decode: DecodeOptions = field(default_factory=_gated_decode)  # generators only
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def tiny_configs(seed: int = 7) -> StepConfigs:
         cascade=CascadeConfig(),
         generator=GeneratorTrainingConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
                                       stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
-        eval=EvalStepConfig(ks=(1, 10), latency_samples=5, beam_width=10),
+        eval=EvalStepConfig(EvalConfig(ks=(1, 10), latency_samples=5), DecodeOptions(beam_width=10)),
     )
 
 
@@ -235,16 +234,8 @@ def evaluate_step(bundle_dir: Path, world_dir: Path, out_dir: Path, config: Eval
                   show_progress: bool = True) -> dict:
     from onevision.bundle import bundle_identity, load_retriever
     from onevision.evaluation import evaluate
-    from onevision.generator.decode import PruningConfig
-    from onevision.generator.retriever import DecodeOptions
 
-    retriever = load_retriever(bundle_dir, DecodeOptions(config.beam_width, PruningConfig(
-        keep_tokens=config.keep_tokens,
-        beam_margin=float("inf") if config.beam_margin is None else config.beam_margin,
-        confidence_mass=config.confidence_mass,
-    )))
-    result = evaluate(retriever, world_dir, split=config.split, ks=tuple(config.ks), batch_size=config.batch_size,
-                      max_queries=config.max_queries, latency_samples=config.latency_samples, progress=show_progress)
+    result = evaluate(load_retriever(bundle_dir, config.decode), world_dir, config.harness, progress=show_progress)
     result.bundle = bundle_identity(bundle_dir)
     result.save(out_dir)
     return json.loads((Path(out_dir) / "metrics.json").read_text())

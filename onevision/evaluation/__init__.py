@@ -4,7 +4,8 @@ Names are imported on first use, so the gate's defaults (`onevision.evaluation.p
 from onevision.lazy import lazy_exports
 
 _EXPORTS = {
-    **{name: "onevision.evaluation.harness" for name in ("EvalConfig", "evaluate", "run_evaluation")},
+    "EvalConfig": "onevision.evaluation.config",
+    **{name: "onevision.evaluation.harness" for name in ("evaluate", "run_evaluation")},
     **{name: "onevision.evaluation.parity" for name in ("ParityBindingError", "ParityGate", "ParityInputError",
                                                          "ParityReport", "load_parity", "require_verdict_for")},
     **{name: "onevision.evaluation.result" for name in ("STABLE_KEYS", "EvaluationResult", "compare_table",

@@ -9,7 +9,6 @@ call per query, which is what a single online request costs; its rankings are di
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,37 +16,12 @@ import numpy as np
 import pandas as pd
 
 from onevision.evaluation import metrics as M
-from onevision.evaluation.result import DEFAULT_KS, DEFAULT_PROXY_K, EvaluationResult, metric_keys
+from onevision.evaluation.config import EvalConfig
+from onevision.evaluation.result import EvaluationResult, metric_keys
 from onevision.contracts import Ranking, Retriever
 from onevision.world import World, load_world
 from onevision.world.behaviour import preference_score
 from onevision.world.render import decode_image
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    split: str = "test"
-    ks: tuple[int, ...] = DEFAULT_KS
-    batch_size: int = 64
-    max_queries: int | None = None  # the first N queries of the split (time order); None = all
-    personalized: bool = True  # False: the retriever gets user_ids=None
-    proxy_k: int = DEFAULT_PROXY_K  # cut-off of the CTR/CVR/orders proxies
-    latency_samples: int = 100  # batch-1 calls for p50/p95 (0: use the batched timings)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.ks or any(int(k) < 1 for k in self.ks):
-            raise ValueError(f"ks must be a non-empty list of cut-offs >= 1, got {self.ks}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_queries is not None and self.max_queries < 1:
-            raise ValueError(f"max_queries must be >= 1 or None, got {self.max_queries}")
-        if self.proxy_k < 1 or self.latency_samples < 0:
-            raise ValueError(f"proxy_k must be >= 1 and latency_samples >= 0, got {self.proxy_k}, {self.latency_samples}")
-
-    @property
-    def retrieve_k(self) -> int:
-        return max(max(self.ks), self.proxy_k)
 
 
 @dataclass(frozen=True)
@@ -97,10 +71,10 @@ def _checked(ranking: Ranking, retriever: Retriever, b: int, k: int) -> np.ndarr
     return np.asarray(ranking.item_ids, dtype=np.int64)
 
 
-def _batch1_latencies_ms(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, tqdm) -> np.ndarray:
+def _batch1_latencies_ms(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, tqdm, progress: bool) -> np.ndarray:
     n = min(cfg.latency_samples, len(data.targets))
     out = np.empty(n)
-    for i in tqdm(range(n), desc=f"latency {retriever.name}", unit="q", leave=False, disable=not cfg.progress):
+    for i in tqdm(range(n), desc=f"latency {retriever.name}", unit="q", leave=False, disable=not progress):
         image = _decode(data.images, i, i + 1)
         users = data.user_ids[i : i + 1] if cfg.personalized else None
         start = time.perf_counter()
@@ -109,13 +83,14 @@ def _batch1_latencies_ms(retriever: Retriever, data: EvalQueries, cfg: EvalConfi
     return out
 
 
-def _rank_all(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, with_users: bool, tqdm) -> tuple[np.ndarray, np.ndarray]:
+def _rank_all(retriever: Retriever, data: EvalQueries, cfg: EvalConfig, with_users: bool, tqdm,
+              progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """(ranked (Q, k) item ids, amortised ms per query (Q,)) over all queries, in batches."""
     n, k = len(data.targets), cfg.retrieve_k
     ranked = np.empty((n, k), dtype=np.int64)
     per_query_ms = np.empty(n)
     desc = f"eval {retriever.name}" + ("" if with_users else " (no users)")
-    for start in tqdm(range(0, n, cfg.batch_size), desc=desc, unit="batch", leave=False, disable=not cfg.progress):
+    for start in tqdm(range(0, n, cfg.batch_size), desc=desc, unit="batch", leave=False, disable=not progress):
         stop = min(start + cfg.batch_size, n)
         images = _decode(data.images, start, stop)
         users = data.user_ids[start:stop] if with_users else None
@@ -136,17 +111,17 @@ def _slate_preference(world: World, data: EvalQueries, top: np.ndarray, k: int) 
     return M.slate_preference(pref, top, k)
 
 
-def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig) -> EvaluationResult:
+def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig, progress: bool = True) -> EvaluationResult:
     from tqdm import tqdm
 
     began = time.perf_counter()
     data = load_queries(world, cfg.split, cfg.max_queries)
     n = len(data.targets)
-    ranked, per_query_ms = _rank_all(retriever, data, cfg, cfg.personalized, tqdm)
+    ranked, per_query_ms = _rank_all(retriever, data, cfg, cfg.personalized, tqdm, progress)
     # The same model without user ids: what personalisation adds (equal lists when it is off).
-    unpersonalised = _rank_all(retriever, data, cfg, False, tqdm)[0] if cfg.personalized else ranked
+    unpersonalised = _rank_all(retriever, data, cfg, False, tqdm, progress)[0] if cfg.personalized else ranked
 
-    samples = _batch1_latencies_ms(retriever, data, cfg, tqdm)
+    samples = _batch1_latencies_ms(retriever, data, cfg, tqdm, progress)
     latency = samples if len(samples) else per_query_ms
     source = f"batch-1 sample of {len(samples)} queries" if len(samples) else f"batched (batch_size={cfg.batch_size})"
 
@@ -181,23 +156,9 @@ def run_evaluation(retriever: Retriever, world: World, cfg: EvalConfig) -> Evalu
     )
 
 
-def evaluate(
-    retriever: Retriever,
-    world: World | str | Path,
-    split: str = "test",
-    ks: Sequence[int] = DEFAULT_KS,
-    batch_size: int = 64,
-    max_queries: int | None = None,
-    personalized: bool = True,
-    proxy_k: int = DEFAULT_PROXY_K,
-    latency_samples: int = 100,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Evaluate `retriever` on the world's `split`; `result.save(dir)` writes metrics.json."""
-    cfg = EvalConfig(
-        split=split, ks=tuple(int(k) for k in dict.fromkeys(ks)), batch_size=batch_size, max_queries=max_queries,
-        personalized=personalized, proxy_k=proxy_k, latency_samples=latency_samples, progress=progress,
-    )
+def evaluate(retriever: Retriever, world: World | str | Path, config: EvalConfig = EvalConfig(),
+             progress: bool = True) -> EvaluationResult:
+    """Evaluate `retriever` on the world's `config.split`; `result.save(dir)` writes metrics.json."""
     if not isinstance(world, World):
         world = load_world(world)
-    return run_evaluation(retriever, world, cfg)
+    return run_evaluation(retriever, world, config, progress)

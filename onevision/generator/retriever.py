@@ -10,7 +10,8 @@ import torch
 
 from onevision.contracts import Ranking
 from onevision.generator.data import ImageBank, UserContext, encode_bank, make_input
-from onevision.generator.decode import SERVING_BEAM_WIDTH, SERVING_PRUNING, DecodeResult, PruningConfig, beam_search
+from onevision.generator.decode import DecodeResult, beam_search
+from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
 from onevision.userfeatures import UserFeatureTable
 from onevision.vision.encoder import ImageEncoder, to_pixels
@@ -47,15 +48,6 @@ class UserContextCache:
                            stack("attribute_affinity") if self.with_affinity else None)
 
 
-@dataclass(frozen=True)
-class DecodeOptions:
-    """How a generator decodes: beam width and dynamic pruning (given when it is built or loaded)."""
-
-    beam_width: int = 20
-    pruning: PruningConfig = field(default_factory=PruningConfig)
-
-
-SERVING_DECODE = DecodeOptions(SERVING_BEAM_WIDTH, SERVING_PRUNING)  # what a loaded bundle serves with
 
 
 @dataclass

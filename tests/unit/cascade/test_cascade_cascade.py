@@ -8,13 +8,13 @@ import pytest
 
 from onevision.cascade import Cascade, CascadeConfig
 from onevision.contracts import Retriever
-from onevision.evaluation import PopularityRetriever, RandomRetriever, evaluate
+from onevision.evaluation import EvalConfig, PopularityRetriever, RandomRetriever, evaluate
 from onevision.vision.encoder import EncoderConfig, ImageEncoder
 from onevision.world import World
 
 
 def _metrics(retriever, world: World) -> dict[str, float]:
-    return evaluate(retriever, world, latency_samples=0, progress=False).metrics
+    return evaluate(retriever, world, EvalConfig(latency_samples=0), progress=False).metrics
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ A = TypeVar("A", bound=dsl.Artifact)
 
 # evaluation config over the tiny preset: a few test queries and latency samples, since a component test
 # checks the wiring of one library call, not the model's quality
-QUICK_EVAL = {"max_queries": 12, "latency_samples": 1}
+QUICK_EVAL = {"harness": {"max_queries": 12, "latency_samples": 1}}
 
 
 def artifact(kind: type[A], path: Path, /, **metadata: object) -> A:

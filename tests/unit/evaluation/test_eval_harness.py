@@ -9,6 +9,7 @@ import pytest
 
 from onevision.contracts import Ranking
 from onevision.evaluation import (
+    EvalConfig,
     EvaluationResult,
     PopularityRetriever,
     RandomRetriever,
@@ -96,7 +97,7 @@ def test_metrics_json_round_trips(random_result: EvaluationResult, tmp_path: Pat
 
 
 def test_results_do_not_depend_on_batch_size(world: World, oracle_result: EvaluationResult) -> None:
-    other = evaluate(OracleRetriever(world), world, batch_size=7, latency_samples=0, progress=False)
+    other = evaluate(OracleRetriever(world), world, EvalConfig(batch_size=7, latency_samples=0), progress=False)
     drop = ("latency_ms_p50", "latency_ms_p95")
     # to_json: undefined metrics (NaN, e.g. the slate preference of lists with one item) become None
     assert {k: v for k, v in other.to_json().items() if k not in drop} == {
@@ -106,7 +107,7 @@ def test_results_do_not_depend_on_batch_size(world: World, oracle_result: Evalua
 
 def test_batches_cover_every_query_then_batch1_latency_sample(world: World) -> None:
     rec = RecordingRetriever()
-    result = evaluate(rec, world, batch_size=32, max_queries=70, latency_samples=5, progress=False)
+    result = evaluate(rec, world, EvalConfig(batch_size=32, max_queries=70, latency_samples=5), progress=False)
     # all queries with users, all again without (the personalisation lift), then the batch-1 latency sample
     assert [c[0] for c in rec.calls] == [32, 32, 6, 32, 32, 6, 1, 1, 1, 1, 1]
     assert [c[1] is None for c in rec.calls[:6]] == [False] * 3 + [True] * 3
@@ -116,13 +117,13 @@ def test_batches_cover_every_query_then_batch1_latency_sample(world: World) -> N
 
 def test_personalized_passes_the_query_users(world: World) -> None:
     rec = RecordingRetriever()
-    evaluate(rec, world, max_queries=4, latency_samples=0, progress=False)
+    evaluate(rec, world, EvalConfig(max_queries=4, latency_samples=0), progress=False)
     assert rec.calls[0][1].tolist() == world.queries_of("test")["user_id"].iloc[:4].tolist()
 
 
 def test_non_personalized_passes_no_users(world: World) -> None:
     rec = RecordingRetriever()
-    evaluate(rec, world, max_queries=4, latency_samples=2, personalized=False, progress=False)
+    evaluate(rec, world, EvalConfig(max_queries=4, latency_samples=2, personalized=False), progress=False)
     assert [c[1] for c in rec.calls] == [None, None, None]
 
 
@@ -134,16 +135,16 @@ def test_wrong_ranking_shape_names_the_retriever(world: World) -> None:
             return Ranking(np.zeros((len(images), k - 1)), np.zeros((len(images), k - 1)))
 
     with pytest.raises(ValueError, match=r"'short' returned item_ids of shape \(4, 49\); expected \(4, 50\)"):
-        evaluate(Short(), world, max_queries=4, progress=False)
+        evaluate(Short(), world, EvalConfig(max_queries=4), progress=False)
 
 
 def test_unknown_split_is_named(world: World) -> None:
     with pytest.raises(ValueError, match="split 'tset' has no queries"):
-        evaluate(RecordingRetriever(), world, split="tset", progress=False)
+        evaluate(RecordingRetriever(), world, EvalConfig(split="tset"), progress=False)
 
 
 def test_compare_table_has_a_column_per_model(world: World, random_result: EvaluationResult) -> None:
-    pop = evaluate(PopularityRetriever.fit(world), world, latency_samples=0, progress=False)
+    pop = evaluate(PopularityRetriever.fit(world), world, EvalConfig(latency_samples=0), progress=False)
     lines = compare_table([random_result, pop]).splitlines()
     assert lines[0] == "| metric | random | popularity |"
     assert f"| recall@10 | {random_result['recall@10']:.4f} | {pop['recall@10']:.4f} |" in lines
