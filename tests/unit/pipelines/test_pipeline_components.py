@@ -64,3 +64,14 @@ def test_gate_failure_report_surfaces_the_reasons(tmp_path: Path) -> None:
     text = Path(reasons.path).read_text()
     assert text.startswith("# Parity gate FAILED — not archived, not deployed")
     assert "- recall@10: generator 0.100 < cascade 0.500" in text
+
+
+def test_the_gate_component_defaults_to_the_gates_epsilon() -> None:
+    """A lightweight component ships its own source, so its default must be a literal: it is checked against the
+    one definition here."""
+    import inspect
+
+    from components.parity import parity_gate
+    from onevision.evaluation.parity import ParityGate
+
+    assert inspect.signature(parity_gate.python_func).parameters["epsilon"].default == ParityGate.epsilon
