@@ -1,5 +1,6 @@
 """The core imports nothing above it: `onevision/` never imports `serving`, `monitoring`, `pipelines` or
-`components` (they register their CLI groups as entry points instead), and `serving` never imports `components`."""
+`components` (they register their CLI groups as entry points instead), and `serving` never imports `components`;
+no module-level import loop anywhere."""
 from __future__ import annotations
 
 import ast
@@ -35,3 +36,43 @@ def test_the_root_command_discovers_every_registered_group() -> None:
 
     names = set(typer.main.get_command(app).commands)
     assert {"world", "data", "train", "evaluate", "pipeline", "serve", "canary", "ab", "drift"} <= names
+
+
+PACKAGES = ("onevision", "serving", "monitoring", "pipelines", "components")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_level_imports(path: Path, known: set[str]) -> set[str]:
+    """Modules imported when `path` is imported (not inside functions, not under `if TYPE_CHECKING`)."""
+    found = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found & known
+
+
+def test_there_is_no_import_loop() -> None:
+    modules = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+    graph = {name: module_level_imports(path, set(modules)) for name, path in modules.items()}
+    state: dict[str, int] = {}
+    loops: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(graph[name]):
+            if state.get(other) == 1:
+                loops.append(trail[trail.index(other):] + [other])
+            elif other not in state:
+                visit(other, trail + [other])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert loops == []
