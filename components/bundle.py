@@ -23,10 +23,8 @@ def package_bundle(
         generator: The final generator stage (kind generator).
         cascade: The cascade directory (kind cascade).
     """
-    import json
-    from pathlib import Path
-
     from components.runtime import input_dir, output_dir
+    from onevision.bundle import read_bundle_meta
     from onevision.steps import make_bundle_step
 
     parts = {"generator": {"vrq": vrq, "generator": generator}, "cascade": {"cascade": cascade}}
@@ -34,6 +32,4 @@ def package_bundle(
         raise ValueError(f"bundle kind must be 'generator' or 'cascade', got {kind!r}")
     dirs = {f"{name}_dir": input_dir(artifact, name) for name, artifact in parts[kind].items()}
     out = make_bundle_step(kind, output_dir(bundle), encoder_dir=input_dir(encoder, "encoder"), **dirs)
-    manifest = Path(out) / "bundle.json"
-    if manifest.exists():
-        bundle.metadata.update(json.loads(manifest.read_text()))
+    bundle.metadata.update(read_bundle_meta(out).to_json())

@@ -266,6 +266,8 @@ def run_local(
 def _link_latest(run_dir: Path, summary: dict) -> None:
     """Stable names for the latest run's main outputs (symlinks; cached tasks point into earlier runs):
     latest/ (the pipeline directory), world/, parity/, bundles/<kind>/."""
+    from onevision.bundle import is_bundle, read_bundle_meta
+
     links: dict[Path, Path] = {}
     if summary.get("pipeline_dir"):
         links[run_dir / "latest"] = Path(summary["pipeline_dir"])
@@ -274,8 +276,8 @@ def _link_latest(run_dir: Path, summary: dict) -> None:
             path = Path(path)
             if name in ("world", "parity"):
                 links[run_dir / name] = path
-            elif name == "bundle" and (path / "bundle.json").exists():
-                links[run_dir / "bundles" / json.loads((path / "bundle.json").read_text())["kind"]] = path
+            elif name == "bundle" and is_bundle(path):
+                links[run_dir / "bundles" / read_bundle_meta(path).kind] = path
     for link, target in links.items():
         if not target.exists():
             continue
