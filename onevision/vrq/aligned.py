@@ -24,7 +24,9 @@ import numpy as np
 
 from onevision.vrq.kmeans import kmeans
 from onevision.vrq.config import VRQConfig
-from onevision.vrq.quantizer import Quantized, TrainingSet, mean_squared_error, squared_distances
+from onevision.vrq.quantizer import (
+    Quantized, TrainingSet, mean_squared_error, residual_quantize, residual_reconstruction, squared_distances,
+)
 
 
 def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
@@ -215,27 +217,13 @@ class VisionAlignedRQ:
         """Greedy codes (N, L) of new embeddings (no category known) and their reconstruction."""
         if not self.codebooks:
             raise ValueError("VisionAlignedRQ has no codebooks: fit or load it first")
-        residual = x.astype(np.float32).copy()
-        codes = []
-        last = len(self.codebooks) - 1
-        for level, cb in enumerate(self.codebooks):
-            rot = self.rotation if level == last and self.rotation is not None else None
-            xr = residual @ rot if rot is not None else residual
-            c = squared_distances(xr, cb).argmin(1)
-            residual -= cb[c] @ rot.T if rot is not None else cb[c]
-            codes.append(c)
-        return Quantized.of(x, x - residual, np.stack(codes, 1))
+        return residual_quantize(x, self.codebooks, self.rotation)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return self.quantize(x).indices
 
     def get_output_from_indices(self, indices: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(indices), self.codebooks[0].shape[1]), np.float32)
-        last = len(self.codebooks) - 1
-        for level, cb in enumerate(self.codebooks):
-            v = cb[indices[:, level]]
-            out += v @ self.rotation.T if level == last and self.rotation is not None else v
-        return out
+        return residual_reconstruction(indices, self.codebooks, self.rotation)
 
     def save(self, directory: Path) -> None:
         arrays = {f"codebook_{i}": cb for i, cb in enumerate(self.codebooks)}

@@ -71,3 +71,29 @@ class Quantizer(Protocol):
 
     def get_output_from_indices(self, indices: np.ndarray) -> np.ndarray:
         """Reconstruction (N, D) of codes (N, L)."""
+
+
+def residual_quantize(x: np.ndarray, codebooks: list[np.ndarray], last_rotation: np.ndarray | None = None) -> Quantized:
+    """Greedy residual codes (N, L) of `x` and their reconstruction; with `last_rotation`, the deepest level
+    codes the rotated residual (OPQ-style)."""
+    residual = x.astype(np.float32).copy()
+    codes = []
+    last = len(codebooks) - 1
+    for level, cb in enumerate(codebooks):
+        rot = last_rotation if level == last else None
+        xr = residual @ rot if rot is not None else residual
+        c = squared_distances(xr, cb).argmin(1)
+        residual -= cb[c] @ rot.T if rot is not None else cb[c]
+        codes.append(c)
+    return Quantized.of(x, x - residual, np.stack(codes, 1))
+
+
+def residual_reconstruction(indices: np.ndarray, codebooks: list[np.ndarray],
+                            last_rotation: np.ndarray | None = None) -> np.ndarray:
+    """The sum of each level's code vector (the deepest rotated back when `last_rotation` is given)."""
+    out = np.zeros((len(indices), codebooks[0].shape[1]), np.float32)
+    last = len(codebooks) - 1
+    for level, cb in enumerate(codebooks):
+        v = cb[indices[:, level]]
+        out += v @ last_rotation.T if level == last and last_rotation is not None else v
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from onevision.vrq.kmeans import kmeans
-from onevision.vrq.quantizer import Quantized, TrainingSet, squared_distances
+from onevision.vrq.quantizer import Quantized, TrainingSet, residual_quantize, residual_reconstruction, squared_distances
 
 
 class ResidualKMeans:
@@ -27,19 +27,10 @@ class ResidualKMeans:
     def quantize(self, x: np.ndarray) -> Quantized:
         if not self.codebooks:
             raise ValueError("ResidualKMeans has no codebooks: fit it first")
-        residual = x.astype(np.float32).copy()
-        codes = []
-        for cb in self.codebooks:
-            c = squared_distances(residual, cb).argmin(1)
-            residual -= cb[c]
-            codes.append(c)
-        return Quantized.of(x, x - residual, np.stack(codes, 1))
+        return residual_quantize(x, self.codebooks)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return self.quantize(x).indices
 
     def get_output_from_indices(self, indices: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(indices), self.codebooks[0].shape[1]), np.float32)
-        for level, cb in enumerate(self.codebooks):
-            out += cb[indices[:, level]]
-        return out
+        return residual_reconstruction(indices, self.codebooks)
