@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from monitoring.protocol import ProtocolError, decode_response, encode_request
 from onevision.contracts import SidRetriever
+
+if TYPE_CHECKING:
+    from monitoring.events.emit import PayloadLogger
 
 Embedder = Callable[[np.ndarray], np.ndarray]  # uint8 (B, H, W, 3) -> float (B, D)
 
@@ -30,6 +33,8 @@ class QueryBatch:
     images: np.ndarray  # uint8 (B, H, W, 3), decoded
     png: list[bytes]  # the same photos as sent over the wire
     user_ids: np.ndarray  # int64 (B,), -1 = unknown user
+    query_ids: np.ndarray | None = None  # int64 (B,): the request ids a payload logger logs them under
+    ts: np.ndarray | None = None  # (B,) simulated seconds since day 0: the logged events' time
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -129,7 +134,7 @@ class HttpArm:
 
     def __init__(self, url: str, protocol: Literal["v1", "v2"] = "v1", name: str | None = None,
                  timeout_s: float = 30.0, personalized: bool = True, headers: Mapping[str, str] | None = None,
-                 v2_nested: bool = False):
+                 v2_nested: bool = False, payload_logger: PayloadLogger | None = None):
         if protocol not in ("v1", "v2"):
             raise ValueError(f"HttpArm protocol must be 'v1' or 'v2', got {protocol!r}")
         if not url.startswith(("http://", "https://")):
@@ -141,6 +146,9 @@ class HttpArm:
         self.personalized = personalized
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.v2_nested = v2_nested  # v2 tensors of shape [1, B] (TorchServe's kservev2 envelope)
+        # With a payload logger (monitoring.events.emit, KServe's logger for a local server) every query is its own
+        # request, logged under its query id at its simulated time, as a cluster's logger logs live traffic.
+        self.payload_logger = payload_logger
         import urllib.parse
         import urllib.request
 
@@ -149,6 +157,16 @@ class HttpArm:
         self._opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
 
     def serve(self, batch: QueryBatch, k: int) -> Slates:
+        if self.payload_logger is None:
+            return self._serve(batch, k)
+        if batch.query_ids is None or batch.ts is None:
+            raise ArmError(f"arm '{self.name}' logs its payloads, so each query needs its query id and time")
+        parts = [self._serve(QueryBatch(batch.images[i:i + 1], batch.png[i:i + 1], batch.user_ids[i:i + 1],
+                                        batch.query_ids[i:i + 1], batch.ts[i:i + 1]), k) for i in range(len(batch))]
+        return Slates(np.concatenate([p.item_ids for p in parts]), np.concatenate([p.sid_prefix for p in parts]),
+                      np.concatenate([p.latency_ms for p in parts]))
+
+    def _serve(self, batch: QueryBatch, k: int) -> Slates:
         import urllib.error
         import urllib.request
 
@@ -171,6 +189,17 @@ class HttpArm:
             raise ArmError(f"arm '{self.name}': bad {self.protocol} response from {self.url}: {exc}") from exc
         if len(rows) != len(batch):
             raise ArmError(f"arm '{self.name}': {self.url} answered {len(rows)} predictions for {len(batch)} instances")
+        if self.payload_logger is not None:
+            from datetime import timedelta
+
+            from monitoring.events.emit import EventPostError, sim_time
+
+            requested = sim_time(batch.ts[0])
+            try:
+                self.payload_logger.log(str(int(batch.query_ids[0])), body, payload, requested,
+                                        requested + timedelta(milliseconds=elapsed))
+            except EventPostError as exc:
+                raise ArmError(f"arm '{self.name}': its payload log was refused: {exc}") from exc
         items = np.full((len(batch), k), -1, dtype=np.int64)
         prefix = np.full(len(batch), -1, dtype=np.int64)
         for i, row in enumerate(rows):

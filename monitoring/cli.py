@@ -45,6 +45,7 @@ def ab_replay(
     queries_per_day: Annotated[Optional[int], typer.Option(help="Queries per replayed day (default: the world's).")] = None,
     canary_start_day: Annotated[Optional[int], typer.Option(help="Day the canary split starts (default: first replayed day).")] = None,
     pre_period_days: Annotated[int, typer.Option(help="The first N replayed days are control-only: the pre-period of CUPED (and the SRM's new / returning segments).")] = 0,
+    sink: Annotated[Optional[str], typer.Option(help="Event sink URL (`onevision events serve`): HTTP arms log each request and response there as KServe's payload logger does, and the clicks / orders are posted as feedback.")] = None,
 ) -> None:
     """Replay later days of the world through a control and a canary arm; log impressions, clicks, orders."""
     import time
@@ -75,9 +76,20 @@ def ab_replay(
                               window_hours=window_hours, seed=seed, k=k, batch_size=batch_size,
                               queries_per_day=queries_per_day, canary_start_day=canary_start_day)
         began = time.perf_counter()
-        log = run_replay(world_dir, arm_from_spec(control, world_dir, seed), arm_from_spec(canary, world_dir, seed + 1),
-                         config, progress=lambda it: tqdm(it, desc="replay", unit="day", leave=False))
-    except (ValueError, FileNotFoundError, ArmError) as exc:
+        arms = {"control": arm_from_spec(control, world_dir, seed), "canary": arm_from_spec(canary, world_dir, seed + 1)}
+        on_feedback = None
+        if sink is not None:
+            from monitoring.arms import HttpArm
+            from monitoring.events.emit import PayloadLogger, post_feedback
+
+            if not all(isinstance(arm, HttpArm) for arm in arms.values()):
+                fail("--sink needs both arms served over HTTP (http://...): the sink receives what servers log", 2)
+            for label, arm in arms.items():
+                arm.payload_logger = PayloadLogger(sink, label)
+            on_feedback = lambda events: post_feedback(sink, events)  # noqa: E731
+        log = run_replay(world_dir, arms["control"], arms["canary"], config,
+                         progress=lambda it: tqdm(it, desc="replay", unit="day", leave=False), on_feedback=on_feedback)
+    except (ValueError, FileNotFoundError, ArmError, RuntimeError) as exc:  # RuntimeError: EventPostError
         fail(str(exc))
     uri = log.save(out)
     split = (log.meta["canary_start_day"] - start) * 24 // window_hours

@@ -151,7 +151,8 @@ def _serve(arm: Arm, batch: QueryBatch, k: int, batch_size: int, basis: PcaBasis
     served = _Served.empty(len(batch), k)
     for start in range(0, len(batch), batch_size):
         sl = slice(start, min(start + batch_size, len(batch)))
-        part = QueryBatch(batch.images[sl], batch.png[sl], batch.user_ids[sl])
+        part = QueryBatch(batch.images[sl], batch.png[sl], batch.user_ids[sl],
+                          None if batch.query_ids is None else batch.query_ids[sl], None if batch.ts is None else batch.ts[sl])
         slates = arm.serve(part, k)
         if np.shape(slates.item_ids) != (len(part), k):
             raise ArmError(f"arm '{arm.name}' returned slates of shape {np.shape(slates.item_ids)}; expected {(len(part), k)}")
@@ -168,8 +169,8 @@ def _serve_day(arms: dict[str, Arm], bases: dict[str, PcaBasis | None], log: Ses
     for label, arm in arms.items():
         idx = np.flatnonzero(is_canary if label == "canary" else ~is_canary)
         if len(idx):
-            part = _serve(arm, QueryBatch(images[idx], [log.image[i] for i in idx], log.user_id[idx]), k, batch_size,
-                          bases[label])
+            queries = QueryBatch(images[idx], [log.image[i] for i in idx], log.user_id[idx], log.query_id[idx], log.ts[idx])
+            part = _serve(arm, queries, k, batch_size, bases[label])
             for name in ("slates", "sid_prefix", "latency_ms", "pcs", "model"):
                 getattr(served, name)[idx] = getattr(part, name)
     return served
@@ -215,10 +216,23 @@ def _simulated_day(cfg: WorldConfig, catalogue_cfg: WorldConfig, day: int, drift
     return log, images
 
 
+def feedback_events(query_ids: np.ndarray, ts: np.ndarray, slates: np.ndarray, outcome: SlateOutcome) -> list[dict]:
+    """The click and order events of one day's outcome, as a shop's front end would send them to the event sink."""
+    events = []
+    for kind, hits in (("click", outcome.clicked), ("order", outcome.ordered)):
+        for q, pos in zip(*np.nonzero(hits)):
+            qid, item = int(query_ids[q]), int(slates[q, pos])
+            events.append({"event_id": f"{qid}:{kind}:{item}", "request_id": str(qid), "item_id": item, "kind": kind,
+                           "ts": float(ts[q])})
+    return events
+
+
 def run_replay(
     world_dir: str | Path, control: Arm, canary: Arm, config: ReplayConfig,
     progress: Callable[[Iterable[int]], Iterable[int]] = lambda it: it,
+    on_feedback: Callable[[list[dict]], object] | None = None,
 ) -> ReplayLog:
+    """`on_feedback` receives each day's click / order events (`feedback_events`), e.g. to post them to the sink."""
     from onevision.world import load_world
     from onevision.world.catalogue import make_catalogue, make_population
 
@@ -256,6 +270,8 @@ def run_replay(
             raise ArmError(f"arms returned item ids that are not in the world's catalogue: {unknown[:5].tolist()}")
         outcome = answer_slates(behaviour_on_day(catalogue, population, drift, day), log.user_id, log.target_item_id,
                                 served.slates, np.random.default_rng([config.seed, 11, day]))
+        if on_feedback is not None:
+            on_feedback(feedback_events(log.query_id, log.ts, served.slates, outcome))
         shown = np.where(served.slates >= 0, served.slates, facts.item_ids[0])
         categories = facts.category[facts.rows(shown.ravel()).reshape(shown.shape)]
         window = ((log.ts - first_day * SECONDS_PER_DAY) // window_seconds).astype(np.int64)
