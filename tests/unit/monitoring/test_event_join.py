@@ -115,3 +115,18 @@ def test_no_events_and_unreadable_payloads_are_named(tmp_path: Path) -> None:
     write(tmp_path, "responses", [response], "arm=control/model_version=v3/hour=2026120109")
     with pytest.raises(EventJoinError, match="request b: its logged payload cannot be read"):
         join_events(tmp_path)
+
+
+def test_the_joined_log_passes_the_gx_gate_and_a_broken_one_is_named(sink: Path, tmp_path: Path) -> None:
+    from monitoring.events.validate import DataValidationError, validate_request_log
+
+    log = join_events(sink)
+    assert validate_request_log(log, tmp_path / "ok").success
+    broken = ReplayLog(log.requests.assign(ordered=[1, 0, 0, 0], clicked=[0, 1, 0, 1]),
+                       log.impressions.assign(request_id=log.impressions["request_id"].replace({"r1": "ghost"})),
+                       log.meta)
+    with pytest.raises(DataValidationError) as failed:
+        validate_request_log(broken, tmp_path / "bad")
+    lines = str(failed.value).splitlines()
+    assert any(line.strip().startswith("requests.") and "clicked" in line and "ordered" in line for line in lines), lines
+    assert any(line.strip().startswith("impressions.request_id") and "ghost" in line for line in lines), lines
