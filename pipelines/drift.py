@@ -2,6 +2,7 @@
 from kfp import dsl
 
 from components.drift import drift_report
+from components.join import join_events
 from pipelines.resources import with_resources
 from pipelines.s3 import DEFAULT_SECRET, with_s3_secret
 
@@ -16,6 +17,7 @@ def onevision_drift(
     s3_endpoint: str = "",
     s3_secret: str = DEFAULT_SECRET,
     expected_canary_percent: float = 0.0,
+    events_uri: str = "",
 ):
     """Args:
         reference_uri: The reference data (training-time request features).
@@ -24,8 +26,19 @@ def onevision_drift(
         s3_endpoint: S3-compatible endpoint (MinIO), empty for AWS.
         s3_secret: Name of the Kubernetes Secret with awsAccessKeyID / awsSecretAccessKey.
         expected_canary_percent: The canary's configured split (% of users) for the sample-ratio check; 0: the log's.
+        events_uri: The event sink's store (`onevision events serve --store`); when given, its payload logs and
+            feedback are joined into the request log (GX-checked) that the report reads, first vs last window,
+            and reference_uri / current_uri are not used.
     """
-    task = drift_report(reference_uri=reference_uri, current_uri=current_uri, report_uri=report_uri,
-                        s3_endpoint=s3_endpoint, expected_canary_percent=expected_canary_percent)
     # Never cached: the logs behind the same URI grow between runs.
-    with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)
+    with dsl.If(events_uri != "", name="from-the-event-sink"):
+        joined = join_events(events_uri=events_uri, s3_endpoint=s3_endpoint)
+        with_s3_secret(with_resources(joined.set_display_name("join events").set_caching_options(False)), s3_secret)
+        log_uri = joined.outputs["log_uri"]
+        task = drift_report(reference_uri=log_uri, current_uri=log_uri, report_uri=report_uri, s3_endpoint=s3_endpoint,
+                            expected_canary_percent=expected_canary_percent)
+        with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)
+    with dsl.Else(name="from-request-logs"):
+        task = drift_report(reference_uri=reference_uri, current_uri=current_uri, report_uri=report_uri,
+                            s3_endpoint=s3_endpoint, expected_canary_percent=expected_canary_percent)
+        with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)

@@ -38,6 +38,7 @@ STEP_RESOURCES: dict[str, Resources] = {
     "build-archive": IO,
     "deploy-canary": IO,
     "drift-report": DATA,
+    "join-events": DATA,
 }
 
 

@@ -154,7 +154,21 @@ def test_s3_credentials_come_from_a_secret_not_parameters(train: dict, compiled:
 
 def test_drift_pipeline_runs_the_uncached_drift_report(compiled: dict[str, Path]) -> None:
     spec = _docs(compiled["onevision-drift"])[0]
-    task = spec["root"]["dag"]["tasks"]["drift-report"]
-    assert task["cachingOptions"].get("enableCache", False) is False
+    tasks = _all_tasks(spec)
+    for name in ("drift-report", "drift-report-2", "join-events"):
+        assert tasks[name]["cachingOptions"].get("enableCache", False) is False
     assert _outputs(spec, "drift-report")["report_html"] == "system.HTML"
-    assert "exec-drift-report" in _platform(compiled["onevision-drift"])
+    assert {"exec-drift-report", "exec-join-events"} <= set(_platform(compiled["onevision-drift"]))
+
+
+def test_drift_pipeline_joins_the_event_sink_only_when_it_is_given(compiled: dict[str, Path]) -> None:
+    spec = _docs(compiled["onevision-drift"])[0]
+    tasks = _all_tasks(spec)
+    branches = {name: set(spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
+                for name, t in tasks.items() if t.get("triggerPolicy", {}).get("condition")}
+    conditions = {frozenset(members): tasks[name]["triggerPolicy"]["condition"] for name, members in branches.items()}
+    given = "inputs.parameter_values['pipelinechannel--events_uri'] != ''"
+    assert conditions[frozenset({"join-events", "drift-report"})] == given
+    assert conditions[frozenset({"drift-report-2"})] == f"!({given})"
+    reads = tasks["drift-report"]["inputs"]["parameters"]["current_uri"]
+    assert reads["taskOutputParameter"] == {"outputParameterKey": "log_uri", "producerTask": "join-events"}
