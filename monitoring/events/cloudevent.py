@@ -45,7 +45,7 @@ def _required_attributes(headers: Mapping[str, str], body: bytes) -> tuple[dict[
     missing = [f"ce-{name}" for name in REQUIRED if not headers.get(f"ce-{name}")]
     if missing:
         raise EventRejected(f"missing_{missing[0][3:]}", f"binary-mode CloudEvent lacks header(s) {', '.join(missing)}")
-    return {name: headers[f"ce-{name}"] for name in REQUIRED}, False
+    return {name: headers[f"ce-{name}"] for name in (*REQUIRED, "time") if headers.get(f"ce-{name}")}, False
 
 
 def parse_inference_event(headers: Mapping[str, str], body: bytes, params: Mapping[str, str], mapping: ArmMapping,
@@ -68,7 +68,8 @@ def parse_inference_event(headers: Mapping[str, str], body: bytes, params: Mappi
     attrs = event.get_attributes()
     payload_text = _payload_text(event.data, structured)
     payload = _json_payload(payload_text)
-    event_time = parse_time(attrs["time"], "ce-time") if attrs.get("time") else received_at
+    # the time as sent: the SDK fills in "now" for a structured event without one
+    event_time = parse_time(attributes["time"], "ce-time") if attributes.get("time") else received_at
     row: dict[str, Any] = {"event_id": str(attrs["id"]), "request_id": str(attrs["id"])}
     for column, extension in EXTENSIONS.items():
         value = attrs.get(extension, "")
