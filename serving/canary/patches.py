@@ -23,6 +23,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from serving.canary.errors import CanaryError, TrafficSplitUnavailableError
 from serving.canary.mode import DeploymentMode
@@ -31,6 +32,7 @@ from serving.canary.sdk import ISVC_API_VERSION, ISVC_KIND
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 KSERVE_CONTAINER = "kserve-container"  # the predictor container name KServe uses when none is given
 CANARY_NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # KServe's pattern for predictor.name
+LOGGER_ARM_PARAM = "arm"  # the event sink reads a logged event's arm from its URL (monitoring/events/arms.py)
 CANARY_NAME_MAX = 24  # keeps {isvc}-{canary}-predictor within a 63-character Service name
 
 
@@ -190,9 +192,22 @@ def _standard_deploy_patch(request: DeployRequest, name: str, namespace: str, cu
     # KServe's CRD (spec.canary, kserve#5672) requires the canary's model container name; KServe's own default
     # for the predictor container is "kserve-container"
     canary_predictor["model"] = {"name": KSERVE_CONTAINER, **copy.deepcopy(stable_model), "storageUri": request.storage_uri}
+    if predictor.get("logger"):
+        canary_predictor["logger"] = canary_logger(predictor["logger"])
     patch = _envelope(name, namespace)
     patch["spec"] = {"canary": [{"predictor": canary_predictor, "trafficPercent": request.percent}]}
     return patch
+
+
+def canary_logger(stable_logger: dict[str, Any]) -> dict[str, Any]:
+    """The stable predictor's payload logger for a canary, its sink URL tagged `?arm=canary` so the sink
+    stores the canary's events apart (KServe would copy the stable logger, `?arm=control` included)."""
+    logger = copy.deepcopy(stable_logger)
+    if logger.get("url"):
+        parts = urlsplit(logger["url"])
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != LOGGER_ARM_PARAM]
+        logger["url"] = urlunsplit(parts._replace(query=urlencode([*query, (LOGGER_ARM_PARAM, "canary")])))
+    return logger
 
 
 def _without_server_fields(isvc: dict[str, Any]) -> dict[str, Any]:

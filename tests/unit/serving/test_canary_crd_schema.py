@@ -124,6 +124,11 @@ def test_a_whole_canary_rollout_sends_only_valid_objects(env, mode, finish):
     for percent in (0, 10, 50):  # a dark canary, then two re-weights of the same model
         execute(plan_deploy(target, DeployRequest(CANARY_URI, percent), mode, client.get(target.name, target.namespace),
                             route_exists=True), client)
+    stable_logger = fake.live["spec"]["predictor"]["logger"]
+    assert stable_logger == {"mode": "all", "url": "http://onevision-events/?arm=control"}
+    if mode is DeploymentMode.STANDARD:  # both arms log to the sink, the canary tagged as such
+        assert [c["predictor"]["logger"] for c in fake.live["spec"]["canary"]] == [
+            {"mode": "all", "url": "http://onevision-events/?arm=canary"}]
     if finish == "promote":
         action, _ = plan_promote(target, mode, client.get(target.name, target.namespace), parity_gate=passing_parity)
         execute(action, client)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -32,8 +33,8 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
     return {env: kustomize(MANIFESTS / "overlays" / env) for env in NAMESPACES}
 
 
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [doc for doc in docs if doc["kind"] == kind]
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [doc for doc in docs if doc["kind"] == kind and name in (None, doc["metadata"]["name"])]
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
     return found[0]
 
@@ -49,7 +50,8 @@ def cpu_millis(quantity: str) -> float:
 @pytest.mark.parametrize("env", NAMESPACES)
 def test_overlay_renders_the_serving_and_monitoring_objects(rendered, env):
     kinds = sorted(doc["kind"] for doc in rendered[env])
-    assert kinds == ["ConfigMap", "CronJob", "InferenceService", "Namespace", "NetworkPolicy", "ServiceAccount"]
+    assert kinds == ["ConfigMap", "CronJob", "Deployment", "InferenceService", "Namespace", "NetworkPolicy", "NetworkPolicy",
+                     "Service", "ServiceAccount"]
 
 
 @pytest.mark.parametrize("env", NAMESPACES)
@@ -138,7 +140,7 @@ def test_only_serving_ports_are_open_and_management_is_not_one(rendered, env):
     from serving.ts_config import MarModel, TorchServeConfig
 
     config = TorchServeConfig(models=(MarModel("m", "1.0", "m.mar"),))
-    policy = one(rendered[env], "NetworkPolicy")
+    policy = one(rendered[env], "NetworkPolicy", "onevision-predictor")
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     management, inference = config.management_address, config.inference_address
     assert management.startswith("http://127.0.0.1:") and management.rsplit(":", 1)[1] != inference.rsplit(":", 1)[1]
@@ -165,6 +167,33 @@ def test_production_autoscales_bigger_with_a_knative_canary(rendered):
     assert prod["scaleMetric"] in ("concurrency", "rps")  # Knative's autoscaler metrics
     for kind in ("requests", "limits"):
         assert cpu_millis(prod["model"]["resources"][kind]["cpu"]) > cpu_millis(dev["model"]["resources"][kind]["cpu"])
+
+
+EVENT_SINK_URL = "http://onevision-events/?arm=control"
+
+
+@pytest.mark.parametrize("env", NAMESPACES)
+def test_the_predictor_logs_every_request_and_response_to_the_event_sink(rendered, env):
+    logger = predictor(rendered[env])["logger"]
+    assert logger == {"mode": "all", "url": EVENT_SINK_URL}
+    service = one(rendered[env], "Service", "onevision-events")
+    assert urlsplit(logger["url"]).hostname == service["metadata"]["name"] and service["spec"]["ports"][0]["port"] == 80
+    assert check_inference_service(one(rendered[env], "InferenceService")).spec.predictor.logger.mode == "all"
+
+
+@pytest.mark.parametrize("env", NAMESPACES)
+def test_the_event_sink_runs_the_project_image_and_admits_the_predictors(rendered, env):
+    deployment, service = one(rendered[env], "Deployment", "onevision-events"), one(rendered[env], "Service", "onevision-events")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{PROJECT_IMAGE}:0.1.0"
+    assert container["command"] + container["args"][:2] == ["onevision", "events", "serve"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    policy = one(rendered[env], "NetworkPolicy", "onevision-events")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    sources = [peer["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+    assert {"serving.kserve.io/inferenceservice": "onevision"} in sources
+    assert {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {container["ports"][0]["containerPort"]}
 
 
 BREAKAGES = {
