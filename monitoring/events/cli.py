@@ -1,7 +1,8 @@
 """`onevision events serve`: the event sink as an HTTP server (uvicorn)."""
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -48,3 +49,41 @@ def serve(
         fail(str(exc), 2)
     typer.echo(f"event sink on http://{host}:{port} -> {sink.store.uri_of(config.prefix)}", err=True)
     uvicorn.run(create_app(sink), host=host, port=port, log_level=log_level, access_log=False)
+
+
+@events_app.command("join")
+def join(
+    events: Annotated[str, typer.Option("--events", help="The sink's store (its --store): a local dir or s3://bucket/prefix.")],
+    out: Annotated[str, typer.Option("--out", help="Where to write the request log (requests.parquet, impressions.parquet).")],
+    window_hours: Annotated[int, typer.Option(help="Length of a time window of the log.")] = 24,
+    world: Annotated[Optional[Path], typer.Option(help="World (or catalogue) directory whose item categories give the slates' diversity.")] = None,
+    prefix: Annotated[str, typer.Option(help="Key prefix under the store (the sink's --prefix).")] = "events",
+) -> None:
+    """Join logged requests, responses and feedback into a GX-checked request log for `drift report` / `ab compare`."""
+    import tempfile
+
+    from monitoring.events.join import EventJoinError, join_events
+    from monitoring.events.validate import validate_request_log
+    from onevision.validation import DataValidationError
+
+    categories = None
+    if world is not None:
+        from onevision.world import load_world
+
+        items = load_world(world).items
+        categories = dict(zip(items["item_id"].tolist(), items["category"].tolist()))
+    try:
+        log = join_events(events, window_hours=window_hours, categories=categories, prefix=prefix.strip("/"))
+    except EventJoinError as exc:
+        fail(str(exc))
+    with tempfile.TemporaryDirectory(prefix="onevision-join-") as tmp:
+        try:
+            report = validate_request_log(log, Path(tmp))
+        except DataValidationError as exc:
+            fail(str(exc))
+    uri = log.save(out)
+    per_arm = log.requests.groupby("arm")[["clicked", "ordered"]].agg(["mean", "size"])
+    typer.echo(f"joined {len(log.requests)} requests ({report.tables['impressions'].rows} impressions) -> {uri}")
+    for arm, row in per_arm.iterrows():
+        typer.echo(f"  {arm:8s} {int(row[('clicked', 'size')]):6d} requests  CTR {row[('clicked', 'mean')]:.4f}  "
+                   f"CVR {row[('ordered', 'mean')]:.4f}")

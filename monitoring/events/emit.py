@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+from monitoring.events.schema import REQUEST_TYPE, RESPONSE_TYPE
+
 ENDPOINTS = {"control": "default", "canary": "canary"}  # KServe's endpoint extension: default or canary
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from monitoring.events.schema import DEFAULT_PREFIX, FEEDBACK, REQUESTS, RESPONSES
 from monitoring.imagestats import image_stats
 from monitoring.replay import ARMS, IMPRESSION_COLUMNS, REQUEST_COLUMNS, ReplayLog
 from onevision.service.client import v2_predictions
 from onevision.service.envelopes import v1_instances, v2_inputs, v2_instances
 
-TABLES = ("requests", "responses", "feedback")
 INSTANCE_SEPARATOR = "/"  # a multi-instance request's row i is "<request id>/<i>"; feedback may name either
 
 
@@ -29,12 +29,13 @@ class EventJoinError(ValueError):
     """The sink's events cannot be joined (no events, an undecodable body ...); the message says which."""
 
 
-def read_events(root: Path, table: str) -> pd.DataFrame:
-    """Every Parquet part of one sink table under `root/events/<table>/`, deduplicated by `event_id`.
-    Hidden or temporary files (a write in progress) are not read."""
+def read_events(root: Path, table: str, prefix: str = DEFAULT_PREFIX) -> pd.DataFrame:
+    """Every Parquet part of one sink table under `root/<prefix>/<table>/`, deduplicated by `event_id` (the sink
+    deduplicates within one process; a redelivery after its restart is dropped here). Hidden or temporary files
+    (a write in progress) are not read."""
     import pyarrow.parquet as pq
 
-    parts = sorted(p for p in (Path(root) / "events" / table).rglob("*.parquet")
+    parts = sorted(p for p in (Path(root) / prefix / table).rglob("*.parquet")
                    if not any(seg.startswith((".", "_")) for seg in p.relative_to(root).parts))
     if not parts:
         return pd.DataFrame()
@@ -63,21 +64,23 @@ def _decode(image_b64: str) -> np.ndarray:
     return decode_image(base64.b64decode(image_b64))
 
 
-def join_events(events_uri: str | Path, window_hours: int = 24,
-                categories: Mapping[int, int] | None = None) -> ReplayLog:
-    """The request log of every logged request that has its response; clicks and orders from the feedback."""
+def join_events(events_uri: str | Path, window_hours: int = 24, categories: Mapping[int, int] | None = None,
+                prefix: str = DEFAULT_PREFIX) -> ReplayLog:
+    """The request log of every logged request that has its response; clicks and orders from the feedback. The
+    model version is the response's (the sink files request events under `model_version=unknown`: a request
+    does not say which model will answer it)."""
     from onevision.storage import ArtifactNotFoundError, open_store
 
     try:
         root = open_store(str(events_uri)).local_path()  # an s3:// store is downloaded first
     except ArtifactNotFoundError as exc:
-        raise EventJoinError(f"no logged requests and responses under {events_uri}/events/ to join: {exc}") from exc
-    requests, responses = read_events(root, "requests"), read_events(root, "responses")
-    feedback = read_events(root, "feedback")
+        raise EventJoinError(f"no logged requests and responses under {events_uri}/{prefix}/ to join: {exc}") from exc
+    requests, responses = read_events(root, REQUESTS, prefix), read_events(root, RESPONSES, prefix)
+    feedback = read_events(root, FEEDBACK, prefix)
     if requests.empty or responses.empty:
-        raise EventJoinError(f"no logged requests and responses under {events_uri}/events/ to join")
-    answered = requests.merge(responses[["request_id", "body", "event_time"]], on="request_id",
-                              suffixes=("_request", "_response"))
+        raise EventJoinError(f"no logged requests and responses under {events_uri}/{prefix}/ to join")
+    answered = requests.drop(columns=["model_version"]).merge(
+        responses[["request_id", "body", "event_time", "model_version"]], on="request_id", suffixes=("_request", "_response"))
     rows, slots = [], []
     for event in answered.itertuples(index=False):
         try:
@@ -92,7 +95,7 @@ def join_events(events_uri: str | Path, window_hours: int = 24,
             rid = event.request_id if len(inputs) == 1 else f"{event.request_id}{INSTANCE_SEPARATOR}{i}"
             items = prediction.get("items") or []
             rows.append({"request_id": rid, "arm": event.arm, "model": event.model_version,
-                         "ts": event.event_time_request, "user_id": int(instance.get("user_id", -1) or -1),
+                         "ts": event.event_time_request, "user_id": int(instance.get("user_id", -1)),
                          "latency_ms": latency / len(inputs), "image_b64": instance.get("image_b64"),
                          "sid_prefix": int(items[0]["sid"][0]) if items and items[0].get("sid") else -1,
                          "n_results": len(items)})

@@ -35,7 +35,7 @@ def test_the_root_command_discovers_every_registered_group() -> None:
     from onevision.cli import app
 
     names = set(typer.main.get_command(app).commands)
-    assert {"world", "data", "train", "evaluate", "pipeline", "serve", "canary", "ab", "drift"} <= names
+    assert {"world", "data", "train", "evaluate", "pipeline", "serve", "canary", "ab", "drift", "events"} <= names
 
 
 PACKAGES = ("onevision", "serving", "monitoring", "pipelines", "components")
