@@ -78,3 +78,19 @@ def test_rows_of_a_failed_flush_stay_buffered_and_are_written_once_later(tmp_pat
 def test_a_config_out_of_range_is_refused_by_name(tmp_path, field, value):
     with pytest.raises(ValueError, match=field):
         SinkConfig(store=str(tmp_path), **{field: value})
+
+
+def test_the_serve_commands_defaults_are_the_sink_configs() -> None:
+    """The CLI cannot import SinkConfig at module level (it loads pyarrow for `onevision --help`), so its option
+    defaults are literals; they are checked against the one definition here."""
+    import dataclasses
+    import inspect
+
+    from monitoring.events.arms import ArmMapping
+    from monitoring.events.cli import serve
+
+    options = {name: p.default for name, p in inspect.signature(serve).parameters.items()}
+    for field in dataclasses.fields(SinkConfig):
+        if field.name in options and field.default is not dataclasses.MISSING:
+            assert options[field.name] == field.default, field.name
+    assert options["arm_extension"] == ArmMapping.extension and tuple(options["canary_value"]) == ArmMapping.canary_values
