@@ -30,15 +30,16 @@ def onevision_drift(
             feedback are joined into the request log (GX-checked) that the report reads, first vs last window,
             and reference_uri / current_uri are not used.
     """
-    # Never cached: the logs behind the same URI grow between runs.
-    with dsl.If(events_uri != "", name="from-the-event-sink"):
+    # Never cached: the logs behind the same URI grow between runs. The request-log path comes first so its task
+    # keeps the name drift-report.
+    with dsl.If(events_uri == "", name="from-request-logs"):
+        task = drift_report(reference_uri=reference_uri, current_uri=current_uri, report_uri=report_uri,
+                            s3_endpoint=s3_endpoint, expected_canary_percent=expected_canary_percent)
+        with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)
+    with dsl.Else(name="from-the-event-sink"):
         joined = join_events(events_uri=events_uri, s3_endpoint=s3_endpoint)
         with_s3_secret(with_resources(joined.set_display_name("join events").set_caching_options(False)), s3_secret)
         log_uri = joined.outputs["log_uri"]
         task = drift_report(reference_uri=log_uri, current_uri=log_uri, report_uri=report_uri, s3_endpoint=s3_endpoint,
                             expected_canary_percent=expected_canary_percent)
-        with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)
-    with dsl.Else(name="from-request-logs"):
-        task = drift_report(reference_uri=reference_uri, current_uri=current_uri, report_uri=report_uri,
-                            s3_endpoint=s3_endpoint, expected_canary_percent=expected_canary_percent)
         with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)

@@ -167,3 +167,23 @@ def test_drift_pipeline_reports_drift_of_a_shifted_window(tmp_path: Path) -> Non
     assert task.parameters["drift_detected"] is True
     assert task.metadata["metrics"]["drift_detected"] == 1.0
     assert run.artifact("drift-report", "report_html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_drift_pipeline_reads_the_event_sink_when_it_is_given(tmp_path: Path) -> None:
+    """The `from-the-event-sink` branch: join-events (GX-gated) feeds the drift report."""
+    from onevision.service.client import v2_request
+    from tests.unit.monitoring.test_event_join import exchange, image, write
+
+    rng = np.random.default_rng(0)
+    for n in range(240):
+        arm = "canary" if n % 2 else "control"
+        request, response = exchange(f"q{n}", arm, "v4" if n % 2 else "v3", n * 12,
+                                     v2_request([image(n)], [int(rng.integers(0, 50))], 2), [[n % 7, 7 + n % 5]])
+        part = f"arm={arm}/model_version=x/hour=2026120109"
+        write(tmp_path / "sink", "requests", [request], part, f"part-{n}.parquet")
+        write(tmp_path / "sink", "responses", [response], part, f"part-{n}.parquet")
+    run = run_local(tmp_path / "run", {"events_uri": str(tmp_path / "sink"), "report_uri": "",
+                                       "expected_canary_percent": 50.0}, pipeline="onevision-drift", caching=False)
+    assert run.succeeded, run.error
+    assert run.task("join-events").metadata["metrics"]["canary.requests"] == 120.0
+    assert run.task("drift-report-2").parameters["recommendation"] in ("promote", "hold", "rollback")
