@@ -91,3 +91,19 @@ def test_drift_review_open_opens_the_latest_report(report_store: tuple[DriftSumm
     result = runner.invoke(drift_app, ["review", "--store", str(store), "--open"])
     assert result.exit_code == 0, result.output
     assert opened == [(store / "run1" / "index.html").resolve().as_uri()]
+
+
+def test_ab_replays_literal_defaults_are_replay_configs() -> None:
+    """`monitoring.cli` does not import the replay (numpy, pandas) for `onevision --help`, so the options that are
+    ReplayConfig fields repeat its defaults as literals; they are checked against the one definition here."""
+    import dataclasses
+    import inspect
+
+    from monitoring.cli import ab_replay
+    from monitoring.replay import ReplayConfig
+
+    options = {name: p.default for name, p in inspect.signature(ab_replay).parameters.items()}
+    shared = [f for f in dataclasses.fields(ReplayConfig) if f.name in options and f.default is not dataclasses.MISSING]
+    assert {f.name for f in shared} >= {"canary_percent", "window_hours", "seed", "batch_size"}
+    for field in shared:
+        assert options[field.name] == field.default, field.name
