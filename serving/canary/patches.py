@@ -3,8 +3,10 @@
 Knative mode (revision-based, `spec.predictor.canaryTrafficPercent`):
   deploy   merge patch: new `model.storageUri` (a new revision) + `canaryTrafficPercent: P`; the new
            revision gets P%, the last rolled-out revision the rest (tag `prev`; `latest` with tag routing).
+           With a payload logger the new revision's sink URL says `?arm=canary`.
   promote  replace: the same object without `canaryTrafficPercent` (a merge patch cannot unset it), so the
-           latest revision gets 100% and becomes the rolled-out one.
+           latest revision gets 100% and becomes the rolled-out one; a payload logger's URL goes back to
+           `?arm=control` (one more revision of the same model, so the sink files it as the stable arm).
   rollback merge patch: `canaryTrafficPercent: 0`; the previous rolled-out revision keeps all traffic.
 
 Standard mode (RawDeployment; `spec.canary[]`, added in KServe 0.20): `canaryTrafficPercent` is ignored
@@ -157,6 +159,9 @@ def _knative_deploy_patch(
     if request.tag_routing:
         patch["metadata"]["annotations"] = {TAG_ROUTING_ANNOTATION: "true"}
     patch["spec"] = {"predictor": {"canaryTrafficPercent": request.percent, "model": {"storageUri": request.storage_uri}}}
+    logger = ((current or {}).get("spec") or {}).get("predictor", {}).get("logger")
+    if logger:  # the new revision logs as the canary; the rolled-out one keeps its own spec (arm=control)
+        patch["spec"]["predictor"]["logger"] = canary_logger(logger)
     return patch
 
 
@@ -199,15 +204,20 @@ def _standard_deploy_patch(request: DeployRequest, name: str, namespace: str, cu
     return patch
 
 
-def canary_logger(stable_logger: dict[str, Any]) -> dict[str, Any]:
-    """The stable predictor's payload logger for a canary, its sink URL tagged `?arm=canary` so the sink
-    stores the canary's events apart (KServe would copy the stable logger, `?arm=control` included)."""
-    logger = copy.deepcopy(stable_logger)
+def tagged_logger(logger: dict[str, Any], arm: str) -> dict[str, Any]:
+    """A payload logger whose sink URL says `?arm=<arm>`, so the sink files that model's events under its arm."""
+    logger = copy.deepcopy(logger)
     if logger.get("url"):
         parts = urlsplit(logger["url"])
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != LOGGER_ARM_PARAM]
-        logger["url"] = urlunsplit(parts._replace(query=urlencode([*query, (LOGGER_ARM_PARAM, "canary")])))
+        logger["url"] = urlunsplit(parts._replace(query=urlencode([*query, (LOGGER_ARM_PARAM, arm)])))
     return logger
+
+
+def canary_logger(stable_logger: dict[str, Any]) -> dict[str, Any]:
+    """The stable predictor's payload logger for a canary (KServe would copy the stable one, `?arm=control`
+    included, and the sink would file the canary's events as the control's)."""
+    return tagged_logger(stable_logger, "canary")
 
 
 def _without_server_fields(isvc: dict[str, Any]) -> dict[str, Any]:
@@ -240,6 +250,8 @@ def promote_object(mode: DeploymentMode, current: dict[str, Any], *, canary: str
     spec = body["spec"]
     if mode is DeploymentMode.KNATIVE:
         del spec["predictor"]["canaryTrafficPercent"]
+        if spec["predictor"].get("logger"):  # the promoted revision is the stable arm from now on
+            spec["predictor"]["logger"] = tagged_logger(spec["predictor"]["logger"], "control")
         return body
     entry = select_canary(current, canary)
     spec["predictor"]["name"] = entry["predictor"]["name"]

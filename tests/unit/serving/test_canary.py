@@ -483,3 +483,14 @@ def test_cli_status_reads_a_saved_object(offline, tmp_path):
 def test_cli_refuses_a_saved_object_without_dry_run(offline, tmp_path):
     result = run("rollback", "--current", saved(tmp_path, standard_canary()))
     assert result.exit_code == 1 and "only allowed with --dry-run" in result.output
+
+
+def test_a_knative_canary_revision_logs_as_the_canary_and_logs_as_the_control_once_promoted(tmp_path):
+    logger = {"mode": "all", "url": "http://onevision-events/?arm=control"}
+    live = isvc(KNATIVE, logger=logger)
+    patch = deploy_patch(KNATIVE, DeployRequest(CANARY_URI, 10), name="onevision", namespace="onevision", current=live)
+    assert patch["spec"]["predictor"]["logger"] == {"mode": "all", "url": "http://onevision-events/?arm=canary"}
+    running = knative_canary(parity_report(tmp_path, True))
+    running["spec"]["predictor"]["logger"] = patch["spec"]["predictor"]["logger"]
+    promoted = promote_object(KNATIVE, running)
+    assert promoted["spec"]["predictor"]["logger"]["url"] == "http://onevision-events/?arm=control"

@@ -124,11 +124,13 @@ def test_a_whole_canary_rollout_sends_only_valid_objects(env, mode, finish):
     for percent in (0, 10, 50):  # a dark canary, then two re-weights of the same model
         execute(plan_deploy(target, DeployRequest(CANARY_URI, percent), mode, client.get(target.name, target.namespace),
                             route_exists=True), client)
-    stable_logger = fake.live["spec"]["predictor"]["logger"]
-    assert stable_logger == {"mode": "all", "url": "http://onevision-events/?arm=control"}
+    control = {"mode": "all", "url": "http://onevision-events/?arm=control"}
+    canary = {"mode": "all", "url": "http://onevision-events/?arm=canary"}
     if mode is DeploymentMode.STANDARD:  # both arms log to the sink, the canary tagged as such
-        assert [c["predictor"]["logger"] for c in fake.live["spec"]["canary"]] == [
-            {"mode": "all", "url": "http://onevision-events/?arm=canary"}]
+        assert fake.live["spec"]["predictor"]["logger"] == control
+        assert [c["predictor"]["logger"] for c in fake.live["spec"]["canary"]] == [canary]
+    else:  # the latest revision (the canary) logs as the canary; the rolled-out one keeps its own spec
+        assert fake.live["spec"]["predictor"]["logger"] == canary
     if finish == "promote":
         action, _ = plan_promote(target, mode, client.get(target.name, target.namespace), parity_gate=passing_parity)
         execute(action, client)
@@ -142,7 +144,9 @@ def test_a_whole_canary_rollout_sends_only_valid_objects(env, mode, finish):
     if mode is DeploymentMode.KNATIVE:  # a rollback keeps the canary's revision spec at 0% (the previous one serves)
         assert predictor["model"]["storageUri"] == CANARY_URI
         assert predictor.get("canaryTrafficPercent") == (None if finish == "promote" else 0)
+        assert predictor["logger"] == (control if finish == "promote" else canary)
     else:
+        assert predictor["logger"] == control
         assert predictor["model"]["storageUri"] == expected_uri
         assert not fake.live["spec"].get("canary")
 
