@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from monitoring.http import opener_for
 from monitoring.protocol import ProtocolError, decode_response, encode_request
 from onevision.contracts import SidRetriever
 
@@ -149,12 +150,7 @@ class HttpArm:
         # With a payload logger (monitoring.events.emit, KServe's logger for a local server) every query is its own
         # request, logged under its query id at its simulated time, as a cluster's logger logs live traffic.
         self.payload_logger = payload_logger
-        import urllib.parse
-        import urllib.request
-
-        # A loopback server is never reached through an HTTP proxy from the environment.
-        loopback = urllib.parse.urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
-        self._opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
+        self._opener = opener_for(url)
 
     def serve(self, batch: QueryBatch, k: int) -> Slates:
         if self.payload_logger is None:

@@ -8,6 +8,7 @@ sample-ratio mismatch on distinct users (monitoring/srm.py) before anything is d
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -16,7 +17,8 @@ import pandas as pd
 
 from monitoring import srm as srm_tests
 from monitoring.rules import ComparisonRules, MonitoringRules
-from monitoring.stats import Effect, UserTotals, estimate_effect, fixed_inference, infer
+from monitoring.split import ARMS
+from monitoring.stats import UserTotals, estimate_effect, fixed_inference, infer
 from monitoring.summary import AlertRecord, ArmComparison, Cuped, MetricLift, Recommendation, SrmCheck, SrmSlice
 
 RATE_COLUMNS = {"ctr": "clicked", "cvr": "ordered"}
@@ -40,21 +42,22 @@ def split_windows(requests: pd.DataFrame, windows: Sequence[int] | None = None) 
     return [w for w in present if w < start], looks
 
 
-def _user_totals(rows: pd.DataFrame, column: str, covariate: pd.Series | None) -> UserTotals:
-    grouped = rows.groupby("user_id")[column].agg(["size", "sum"])
-    x = None if covariate is None else covariate.reindex(grouped.index).to_numpy(np.float64)
-    return UserTotals(grouped["size"].to_numpy(np.int64), grouped["sum"].to_numpy(np.float64), x)
+def _look_totals(rows: pd.DataFrame, looks: list[int]) -> list[dict[str, pd.DataFrame]]:
+    """Per look (cumulative up to its window), each arm's requests and successes of every rate column, by user;
+    looks where an arm has no request yet are left out. Grouped once for all metrics."""
+    columns = list(RATE_COLUMNS.values())
+    out = []
+    for window in looks:
+        upto = rows[rows["window"] <= window]
+        arms = {arm: upto[upto["arm"] == arm].groupby("user_id")[columns].agg(["size", "sum"]) for arm in ARMS}
+        if all(len(totals) for totals in arms.values()):
+            out.append(arms)
+    return out
 
 
-def _looks(rows: pd.DataFrame, looks: list[int], column: str, covariate: pd.Series | None, cuped: bool) -> list[Effect]:
-    effects = []
-    for t in range(len(looks)):
-        upto = rows[rows["window"] <= looks[t]]
-        control, canary = upto[upto["arm"] == "control"], upto[upto["arm"] == "canary"]
-        if control.empty or canary.empty:
-            continue
-        effects.append(estimate_effect(_user_totals(control, column, covariate), _user_totals(canary, column, covariate), cuped))
-    return effects
+def _user_totals(totals: pd.DataFrame, column: str, covariate: pd.Series | None) -> UserTotals:
+    x = None if covariate is None else covariate.reindex(totals.index).to_numpy(np.float64)
+    return UserTotals(totals[(column, "size")].to_numpy(np.int64), totals[(column, "sum")].to_numpy(np.float64), x)
 
 
 def _units(rows: pd.DataFrame) -> tuple[int, int]:
@@ -137,9 +140,11 @@ def compare_arms(requests: pd.DataFrame, rules: ComparisonRules, windows: Sequen
         return None
     pre_rows = requests[requests["window"].isin(pre)]
     metrics = {}
+    totals = _look_totals(rows, looks)
     for metric, column in RATE_COLUMNS.items():
         covariate = pre_rows.groupby("user_id")[column].mean() if len(pre_rows) else None
-        effects = _looks(rows, looks, column, covariate, rules.cuped)
+        effects = [estimate_effect(_user_totals(look["control"], column, covariate),
+                                   _user_totals(look["canary"], column, covariate), rules.cuped) for look in totals]
         inference = infer(effects, rules.method, rules.alpha, rules.tau)
         last = effects[-1]
         ci = inference.ci or (math.nan, math.nan)
@@ -149,8 +154,7 @@ def compare_arms(requests: pd.DataFrame, rules: ComparisonRules, windows: Sequen
             canary_users=last.canary_users, rel_lift=_finite(last.rel_lift), rel_ci=[_finite(v) for v in ci],
             p_value=inference.p_value, significant=inference.significant,
             fixed_p_value=fixed_inference(last, rules.alpha).p_value,
-            cuped=Cuped(applied=last.cuped.applied, beta=last.cuped.beta, variance_reduction=last.cuped.variance_reduction,
-                        covered_users=last.cuped.covered_users, reason=last.cuped.reason),
+            cuped=Cuped(**dataclasses.asdict(last.cuped)),
         )
     split = check_split(rows, looks, set(pre_rows["user_id"].tolist()), expected_canary_share, rules)
     return ArmComparison(windows=looks, pre_period_windows=pre, method=rules.method, alpha=rules.alpha, tau=rules.tau,

@@ -21,14 +21,13 @@ import pandas as pd
 from monitoring.arms import Arm, ArmError, QueryBatch
 from monitoring.imagestats import EMBEDDING_COLUMNS, PcaBasis, image_stats
 from monitoring.oracle import SlateOutcome, answer_slates, behaviour_on_day
-from monitoring.split import DEFAULT_SALT, canary_mask
+from monitoring.split import ARMS, DEFAULT_SALT, canary_mask
 from onevision.world.config import DriftConfig, WorldConfig
 from onevision.world.sessions import SECONDS_PER_DAY, SessionLog, drift_on
 
 REQUESTS_FILE = "requests.parquet"
 IMPRESSIONS_FILE = "impressions.parquet"
 META_FILE = "replay.json"
-ARMS = ("control", "canary")
 
 REQUEST_COLUMNS = (
     "request_id", "arm", "model", "window", "day", "ts", "user_id", "target_item_id", "n_results", "latency_ms",

@@ -22,7 +22,8 @@ from monitoring.alerts import AlertContext, AlertStore, evaluate_alerts
 from monitoring.charts import rate_chart_svg
 from monitoring.compare import compare_arms, expected_share_of, recommend
 from monitoring.drift import prepare_windows, read_snapshot, run_evidently
-from monitoring.replay import ARMS, ReplayLog
+from monitoring.replay import ReplayLog
+from monitoring.split import ARMS
 from monitoring.rules import MonitoringRules, as_rules
 from monitoring.summary import Artifacts, ArmDrift, DriftSummary, LogWindow
 

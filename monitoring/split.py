@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 
+ARMS = ("control", "canary")  # the two arms of every A/B: replay, comparison, event sink
 BUCKETS = 10_000
 DEFAULT_SALT = "onevision-ab"
 

@@ -9,13 +9,13 @@ the path a cluster's do: sink -> Parquet -> join.
 from __future__ import annotations
 
 import json
-import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from monitoring.events.schema import REQUEST_TYPE, RESPONSE_TYPE
+from monitoring.http import opener_for
 
 ENDPOINTS = {"control": "default", "canary": "canary"}  # KServe's endpoint extension: default or canary
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -23,11 +23,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 class EventPostError(RuntimeError):
     """The sink refused or could not be reached; the message has its status and reply."""
-
-
-def _opener(url: str) -> urllib.request.OpenerDirector:
-    loopback = urllib.parse.urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
-    return urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
 
 
 def _post(opener: urllib.request.OpenerDirector, url: str, headers: dict[str, str], body: bytes, timeout_s: float) -> None:
@@ -62,7 +57,7 @@ class PayloadLogger:
     def __post_init__(self) -> None:
         if self.arm not in ENDPOINTS:
             raise ValueError(f"arm must be one of {sorted(ENDPOINTS)}, got {self.arm!r}")
-        self._opener = _opener(self.sink_url)
+        self._opener = opener_for(self.sink_url)
 
     def log(self, request_id: str, request_body: bytes, response_body: bytes, requested: datetime,
             answered: datetime) -> None:
@@ -85,7 +80,7 @@ def post_feedback(sink_url: str, events: Sequence[dict], timeout_s: float = 10.0
     """POST click / order events (`event_id`, `request_id`, `item_id`, `kind`, `ts`) to the sink's /feedback;
     the number sent."""
     url = sink_url.rstrip("/") + "/feedback"
-    opener = _opener(url)
+    opener = opener_for(url)
     for start in range(0, len(events), chunk):
         body = json.dumps(list(events[start:start + chunk])).encode()
         _post(opener, url, {"Content-Type": "application/json"}, body, timeout_s)

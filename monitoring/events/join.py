@@ -18,7 +18,8 @@ import pandas as pd
 
 from monitoring.events.schema import DEFAULT_PREFIX, FEEDBACK, REQUESTS, RESPONSES
 from monitoring.imagestats import image_stats
-from monitoring.replay import ARMS, IMPRESSION_COLUMNS, REQUEST_COLUMNS, ReplayLog
+from monitoring.replay import IMPRESSION_COLUMNS, REQUEST_COLUMNS, ReplayLog
+from monitoring.split import ARMS
 from onevision.service.client import v2_predictions
 from onevision.service.envelopes import v1_instances, v2_inputs, v2_instances
 

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from monitoring.split import ARMS  # noqa: F401 (the sink's arms are the A/B's)
+
 # KServe's payload logger (pkg/logger/worker.go): one event per request and one per response, both with
 # ce-id = the request id (the incoming Ce-Id header or a new UUID).
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -16,7 +18,6 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 REQUESTS, RESPONSES, FEEDBACK = "requests", "responses", "feedback"
 TABLE_OF_TYPE = {REQUEST_TYPE: REQUESTS, RESPONSE_TYPE: RESPONSES}
 
-ARMS = ("control", "canary")
 FEEDBACK_KINDS = ("click", "order")
 DEFAULT_PREFIX = "events"  # under the store: <store>/events/<table>/...
 UNKNOWN_VERSION = "unknown"

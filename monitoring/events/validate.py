@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitoring.replay import ARMS, ReplayLog
+from monitoring.replay import ReplayLog
+from monitoring.split import ARMS
 from onevision.validation.ge_runner import TableBatch, run_batches
 from onevision.validation.report import DataValidationError, ValidationReport, failure_messages, table_counts, write_result
 
