@@ -63,12 +63,14 @@ def beam_search(
     decoder = IncrementalDecoder(model, memory)
     encoder_tokens = memory.shape[0] * memory.shape[1]
     depth = trie.depth
-    # Alive rows: (query index, trie node, prefix tokens, score)
+    # Alive rows: (query index, trie node, prefix tokens, score), grouped by query; `counts` rows per query
     query = torch.arange(b)
     node = torch.zeros(b, dtype=torch.long)
     prefix = torch.zeros(b, 0, dtype=torch.long)
     score = torch.zeros(b)
+    counts, even = torch.ones(b, dtype=torch.long), True  # even: every query has the same number of rows
     decoder_rows = 0
+    floor_width = max(pruning.min_width, top_k, 1)
     for level in range(depth):
         if trie.vocab_sizes[level] == 1:  # a one-token level (no collisions): log p = 0, skip the decoder
             logp = torch.zeros(len(query), 1)
@@ -76,48 +78,51 @@ def beam_search(
             decoder_rows += len(query)
             logp = torch.log_softmax(decoder.step(prefix, query), -1)
         if bias is not None and level == model.config.attribute_level:  # the product of experts' user term
-            logp = logp + bias[query]
-        children = trie.next_nodes(level, node)  # (rows, V) next trie node per token, -1: invalid
-        cand = (score[:, None] + logp).masked_fill(children < 0, -math.inf)
-        width = beam_width if level < depth - 1 else max(top_k, 1)
-        width = max(width, top_k)
+            logp = logp + bias.index_select(0, query)
+        cand = (score[:, None] + logp) + trie.penalty(level, node)  # invalid next tokens: -inf
+        width = max(beam_width if level < depth - 1 else top_k, top_k, 1)
         # Gather each query's candidates into one row of (rows_of_query × V) and take its top `width`.
-        # Alive rows are sorted by query (they come from nonzero() in row-major order), so a row's slot inside
-        # its query is its index minus the query's first row.
-        first = torch.searchsorted(query, torch.arange(b))  # (b,) first row of each query
-        slot = torch.arange(len(query)) - first[query]
-        max_rows = int(slot.max()) + 1
         v = cand.shape[1]
-        if max_rows * b == len(query):  # every query has the same number of rows: no scatter needed
+        first = torch.cumsum(counts, 0) - counts  # (b,) first row of each query
+        if even:  # no scatter needed
+            max_rows = len(query) // b
             grid = cand.view(b, max_rows * v)
         else:
+            slot = torch.arange(len(query)) - first[query]
+            max_rows = int(counts.max())
             grid = torch.full((b, max_rows, v), -math.inf)
             grid[query, slot] = cand
             grid = grid.view(b, max_rows * v)
         k = min(width, grid.shape[1])
         top_scores, top_index = grid.topk(k, dim=1)
-        valid = torch.isfinite(top_scores)
+        keep = top_scores > -math.inf
         if level == depth - 1:  # the list a user sees: the top_k valid SIDs, never pruned shorter
-            keep = valid & (torch.arange(k)[None, :] < top_k)
-        else:
+            if k > top_k:
+                keep[:, top_k:] = False
+        elif pruning.enabled:
             # Pruning never keeps fewer than top_k (or min_width) beams: every surviving beam has at least one
             # valid leaf below it, so the final list is full whenever the catalogue allows.
-            floor = torch.arange(k)[None, :] < max(pruning.min_width, top_k, 1)
-            keep = valid.clone()
+            floor = torch.arange(k)[None, :] < floor_width
             if math.isfinite(pruning.beam_margin):
                 keep &= (top_scores >= top_scores[:, :1] - pruning.beam_margin) | floor
             if pruning.confidence_mass < 1.0:
                 probs = torch.softmax(torch.where(keep, top_scores, torch.tensor(-math.inf)), dim=1)
                 covered = torch.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
                 keep &= covered | floor
-        q_idx, j = torch.nonzero(keep, as_tuple=True)
-        src_row_slot = top_index[q_idx, j] // v
-        token = top_index[q_idx, j] % v
-        src = first[q_idx] + src_row_slot  # the alive row each survivor extends
-        node = children[src, token]
+        counts = keep.sum(1)
+        if bool(keep.all()):  # nothing dropped: survivors are the grid in row-major order
+            q_idx = torch.arange(b).repeat_interleave(k) if b > 1 else torch.zeros(k, dtype=torch.long)
+            flat, chosen, even = top_index.view(-1), top_scores.view(-1), True
+        else:
+            q_idx, j = torch.nonzero(keep, as_tuple=True)
+            flat, chosen = top_index[q_idx, j], top_scores[q_idx, j]
+            even = b == 1 or bool((counts == counts[0]).all())
+        token = flat % v
+        src = first.index_select(0, q_idx) + flat // v  # the alive row each survivor extends
+        node = trie.child(level, node.index_select(0, src), token)
         decoder.reorder(src)
-        prefix = torch.cat([prefix[src], token[:, None]], 1)
-        score = top_scores[q_idx, j]
+        prefix = torch.cat([prefix.index_select(0, src), token[:, None]], 1)
+        score = chosen
         query = q_idx
     # Final rows are sorted by query then score (topk order); lay them out as (B, top_k).
     out_items = np.full((b, top_k), -1, dtype=np.int64)

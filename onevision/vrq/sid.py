@@ -61,6 +61,7 @@ class SidTrie:
 
     def __post_init__(self) -> None:
         self._dense: dict[int, torch.Tensor | None] = {}
+        self._penalty: dict[int, torch.Tensor | None] = {}
 
     @property
     def depth(self) -> int:
@@ -81,11 +82,29 @@ class SidTrie:
             self._dense[depth] = table
         return self._dense[depth]
 
+    def penalty(self, depth: int, nodes: torch.Tensor) -> torch.Tensor:
+        """float32 (len(nodes), V): 0 where the token continues the prefix to a valid SID, -inf where not.
+        Adding it to scores masks invalid tokens (x + 0 = x exactly) with one gather of a table kept per level."""
+        if depth not in self._penalty:
+            table = self.transitions(depth)
+            self._penalty[depth] = None if table is None else torch.where(table < 0, -torch.inf, 0.0).float()
+        table = self._penalty[depth]
+        if table is None:
+            return torch.where(self.next_nodes(depth, nodes) < 0, -torch.inf, 0.0).float()
+        return table.index_select(0, nodes)
+
+    def child(self, depth: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Child node ids of valid (node, token) pairs, (N,)."""
+        table = self.transitions(depth)
+        if table is not None:
+            return table[nodes, tokens]
+        return torch.from_numpy(np.asarray(self.step(depth, nodes.numpy(), tokens.numpy()), np.int64))
+
     def next_nodes(self, depth: int, nodes: torch.Tensor) -> torch.Tensor:
         """(len(nodes), V) child node ids of each prefix's every next token; -1 where invalid."""
         table = self.transitions(depth)
         if table is not None:
-            return table[nodes]
+            return table.index_select(0, nodes)
         n = nodes.numpy()
         out = np.full((len(n), self.vocab_sizes[depth]), -1, np.int64)
         mask = self.allowed_mask(depth, n)

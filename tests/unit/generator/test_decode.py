@@ -59,6 +59,20 @@ def test_full_width_beam_search_equals_exhaustive_scoring(with_user_term: bool) 
     assert (result.item_ids == items).all()
 
 
+@pytest.mark.parametrize("pruning", [PruningConfig(), PruningConfig(beam_margin=2.0, confidence_mass=0.9)])
+def test_sparse_trie_levels_decode_as_the_dense_ones(pruning: PruningConfig, monkeypatch) -> None:
+    from onevision.vrq import sid as sid_module
+
+    model, inp, trie = _setup(seed=4)
+    dense = beam_search(model, inp, trie, beam_width=5, top_k=5, pruning=pruning)
+    monkeypatch.setattr(sid_module, "DENSE_LIMIT", 0)  # a catalogue too large for dense tables: CSR levels
+    _, _, sparse_trie = _setup(seed=4)
+    sparse = beam_search(model, inp, sparse_trie, beam_width=5, top_k=5, pruning=pruning)
+    assert sparse_trie.transitions(0) is None
+    assert (sparse.item_ids == dense.item_ids).all()
+    np.testing.assert_allclose(sparse.scores, dense.scores)
+
+
 def test_constrained_decoding_never_emits_an_invalid_sid() -> None:
     model, inp, trie = _setup(n_items=25, batch=16, seed=3)
     for width in (1, 2, 5):

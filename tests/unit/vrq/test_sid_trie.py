@@ -58,3 +58,26 @@ def test_out_of_range_tokens_are_rejected() -> None:
     sem = assign_sids(np.arange(2), np.array([[0, 5], [1, 0]]))
     with pytest.raises(ValueError, match="level 1"):
         SidTrie.build(sem, (2, 4, 1))
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_penalty_masks_invalid_tokens_and_child_follows_valid_ones(dense: bool, monkeypatch) -> None:
+    import torch
+
+    from onevision.vrq import sid as sid_module
+
+    if not dense:  # every level stays CSR
+        monkeypatch.setattr(sid_module, "DENSE_LIMIT", 0)
+    sem = assign_sids(np.arange(100, 140), _codes())
+    trie = SidTrie.build(sem, sem.vocab_sizes((4, 4, 4)))
+    nodes = torch.zeros(1, dtype=torch.long)
+    for level in range(trie.depth):
+        allowed = trie.allowed_mask(level, nodes.numpy())
+        penalty = trie.penalty(level, nodes)
+        assert penalty.dtype == torch.float32
+        assert ((penalty == 0).numpy() == allowed).all() and (penalty[~torch.from_numpy(allowed)] == -np.inf).all()
+        rows, tokens = np.nonzero(allowed)
+        child = trie.child(level, nodes[rows], torch.from_numpy(tokens))
+        assert (child.numpy() == trie.step(level, nodes.numpy()[rows], tokens)).all() and (child >= 0).all()
+        nodes = child
+    assert sorted(trie.leaf_item[nodes.numpy()].tolist()) == list(range(100, 140))
