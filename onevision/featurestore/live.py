@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,16 +37,6 @@ class FeastUserFeatures:
         self._rows: dict[int, tuple[float, dict[str, Any] | None]] = {}  # user -> (expires, row or None: unknown)
         self._population: tuple[float, Mapping[str, Any]] = (-np.inf, fallback_population)
         self._lock = threading.Lock()
-
-    @classmethod
-    def open(cls, repo_dir: str, snapshot: UserFeatureTable, timeout_ms: int | None = None,
-             max_age_s: float = DEFAULT_MAX_AGE_S) -> FeastUserFeatures:
-        """A source over a materialised repo; `snapshot` (the bundle's table) answers for unknown users while the
-        store cannot. One read at start-up loads Feast's registry, so the first request does not pay for it."""
-        reader = OnlineReader(FeatureRepoConfig.load(repo_dir, timeout_ms), FeatureCounters())
-        source = cls(reader, population_row(snapshot), max_age_s)
-        reader.warm_up()
-        return source
 
     @property
     def counters(self) -> FeatureCounters:
@@ -94,3 +85,34 @@ class FeastUserFeatures:
 
     def close(self) -> None:
         self.reader.close()
+
+
+FEATURE_REPO_ENV = "ONEVISION_FEATURE_REPO"
+FEATURE_TIMEOUT_ENV = "ONEVISION_FEATURE_TIMEOUT_MS"
+FEATURE_MAX_AGE_ENV = "ONEVISION_FEATURE_MAX_AGE_S"
+
+
+@dataclass
+class FeastFeatures:
+    """A server's choice of Feast as its user-feature source (None anywhere: the bundle's frozen snapshot), and
+    the counters every source it opens reports to."""
+
+    repo_dir: str
+    timeout_ms: int | None = None  # None: the repo's default (FeatureRepoConfig.timeout_ms)
+    max_age_s: float = DEFAULT_MAX_AGE_S
+    counters: FeatureCounters = field(default_factory=FeatureCounters)
+
+    def open(self, snapshot: UserFeatureTable) -> FeastUserFeatures:
+        reader = OnlineReader(FeatureRepoConfig.load(self.repo_dir, self.timeout_ms), self.counters)
+        reader.warm_up()
+        return FeastUserFeatures(reader, population_row(snapshot), self.max_age_s)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FeastFeatures | None:
+        """From ONEVISION_FEATURE_REPO (unset or empty: None), ONEVISION_FEATURE_TIMEOUT_MS and
+        ONEVISION_FEATURE_MAX_AGE_S."""
+        repo = env.get(FEATURE_REPO_ENV, "")
+        if not repo:
+            return None
+        timeout, max_age = env.get(FEATURE_TIMEOUT_ENV, ""), env.get(FEATURE_MAX_AGE_ENV, "")
+        return cls(repo, int(timeout) if timeout else None, float(max_age) if max_age else DEFAULT_MAX_AGE_S)
