@@ -87,7 +87,7 @@ class OneVisionHandler(BaseHandler):
         if counts is None or metrics is None:
             return
         for name, total in counts.items():
-            delta = total - self._reported.get(name, 0)
+            delta = total - self._reported.get(name, 0)  # initialize() sets _reported with the service
             if delta > 0:
                 try:
                     metrics.add_counter(FEATURE_METRIC.format(name.capitalize()), delta)
