@@ -22,6 +22,7 @@ from onevision.storage import PUBLISHED_MARKER
 
 if TYPE_CHECKING:
     from onevision.contracts import Retriever
+    from onevision.featurestore.live import FeastFeatures
     from onevision.generator.retriever import DecodeOptions
 
 BUNDLE_FILE = "bundle.json"
@@ -161,16 +162,22 @@ def bundle_identity(bundle_dir: Path | str) -> dict:
     return {"kind": meta.kind, "version": meta.version, "digest": bundle_digest(bundle_dir)}
 
 
-def load_retriever(bundle_dir: Path | str, decode: DecodeOptions | None = None) -> Retriever:
+def load_retriever(bundle_dir: Path | str, decode: DecodeOptions | None = None,
+                   features: FeastFeatures | None = None) -> Retriever:
     """The bundle's Retriever: a GeneratorRetriever (decoding with `decode`, default the served options) or a
-    Cascade, with the bundle's version."""
+    Cascade, with the bundle's version. User features come from the bundle's frozen snapshot, or with `features`
+    from that Feast repo (the snapshot then only answers for unknown users while the store is unreachable)."""
     bundle_dir = Path(bundle_dir)
     meta = verify_bundle(bundle_dir, require_manifest=False)
     if meta.kind == "generator":
         from onevision.generator.retriever import SERVING_DECODE, GeneratorRetriever
 
-        return GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
-                                       bundle_dir / "userfeatures", decode or SERVING_DECODE, version=meta.version)
+        gen = GeneratorRetriever.load(bundle_dir / "encoder", bundle_dir / "vrq", bundle_dir / "generator",
+                                      bundle_dir / "userfeatures", decode or SERVING_DECODE, version=meta.version)
+        return gen if features is None or gen.users is None else gen.with_users(features.open(gen.users))
     from onevision.cascade import Cascade
 
-    return Cascade.load(bundle_dir / "cascade", bundle_dir / "encoder", version=meta.version)
+    cascade = Cascade.load(bundle_dir / "cascade", bundle_dir / "encoder", version=meta.version)
+    if features is not None and cascade.ranker is not None:
+        cascade.ranker.users = features.open(cascade.ranker.users)
+    return cascade

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from onevision.world import World
 
 AGE_BANDS = 5  # schema: age_band in [0, 5)
@@ -29,6 +31,9 @@ SIGNALS: tuple[str, ...] = ("click", "order")
 ARRAYS_FILE = "user_features.npz"
 META_FILE = "user_features.json"
 FORMAT_VERSION = 1
+# what `from_impressions` reads of a production log (the join's and the replay's requests / impressions tables)
+LOGGED_REQUEST_COLUMNS: tuple[str, ...] = ("request_id", "user_id", "ts")
+LOGGED_IMPRESSION_COLUMNS: tuple[str, ...] = ("request_id", "position", "item_id", "clicked", "ordered")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ def _check_range(name: str, values: np.ndarray, size: int) -> None:
 
 
 class UserFeatureTable:
+    """A `onevision.featurestore.UserFeatureSource` frozen at fit time."""
+
+    max_age_s: float | None = None  # what consumers derive from it may be kept forever
+
     def __init__(
         self,
         config: UserFeatureConfig,
@@ -97,18 +106,53 @@ class UserFeatureTable:
     @classmethod
     def fit(cls, world: World, split: str = "train",
             config: UserFeatureConfig = UserFeatureConfig()) -> UserFeatureTable:
-        users = world.users.sort_values("user_id")
-        items = world.items.sort_values("item_id")
         queries = world.queries_of(split)
+        return cls.from_logs(world.users, world.items, queries, world.impressions, config, f"queries of split '{split}'")
+
+    @classmethod
+    def from_impressions(cls, requests: pd.DataFrame, impressions: pd.DataFrame, items: pd.DataFrame,
+                         users: pd.DataFrame, config: UserFeatureConfig = UserFeatureConfig()) -> UserFeatureTable:
+        """The table of what production logged: `requests` (request_id, user_id, ts) and their shown slots
+        `impressions` (request_id, position, item_id, clicked, ordered), as the production-loop join and the A/B
+        replay write them. Requests without a user in `users` (anonymous, -1, or new) carry no profile and are left
+        out; request ids become query ids in (ts, request_id) order."""
+        import pandas as pd
+
+        for name, frame, cols in (("requests", requests, LOGGED_REQUEST_COLUMNS),
+                                  ("impressions", impressions, LOGGED_IMPRESSION_COLUMNS)):
+            missing = sorted(set(cols) - set(frame.columns))
+            if missing:
+                raise ValueError(f"logged {name} lack columns {missing} (expected {list(cols)})")
+        req = requests[list(LOGGED_REQUEST_COLUMNS)]
+        req = req[req["user_id"].isin(users["user_id"])].sort_values(["ts", "request_id"], kind="stable")
+        query_of = pd.Series(np.arange(len(req), dtype=np.int64), index=req["request_id"].to_numpy())
+        if query_of.index.has_duplicates:
+            raise ValueError("logged requests repeat a request_id")
+        queries = pd.DataFrame({"query_id": query_of.to_numpy(), "user_id": req["user_id"].to_numpy(np.int64),
+                                "ts": req["ts"].to_numpy()})
+        imp = impressions[impressions["request_id"].isin(query_of.index)]
+        imp = pd.DataFrame({"query_id": query_of.reindex(imp["request_id"].to_numpy()).to_numpy(np.int64),
+                            "position": imp["position"].to_numpy(np.int64),
+                            "item_id": imp["item_id"].to_numpy(np.int64),
+                            "clicked": imp["clicked"].to_numpy(bool), "ordered": imp["ordered"].to_numpy(bool)})
+        return cls.from_logs(users, items, queries, imp, config, "logged requests")
+
+    @classmethod
+    def from_logs(cls, users: pd.DataFrame, items: pd.DataFrame, queries: pd.DataFrame, impressions: pd.DataFrame,
+                  config: UserFeatureConfig = UserFeatureConfig(), what: str = "queries") -> UserFeatureTable:
+        """The one computation behind `fit` and `from_impressions`: `queries` (query_id, user_id, ts) and
+        `impressions` (query_id, position, item_id, clicked, ordered; rows of other queries are ignored)."""
+        users = users.sort_values("user_id")
+        items = items.sort_values("item_id")
         user_ids = users["user_id"].to_numpy(np.int64)
         q_users = queries["user_id"].to_numpy(np.int64)
         missing = ~np.isin(q_users, user_ids)
         if missing.any():
             raise ValueError(
-                f"queries of split '{split}' name users missing from the users table: "
+                f"{what} name users missing from the users table: "
                 f"{np.unique(q_users[missing])[:5].tolist()}"
             )
-        imp = world.impressions
+        imp = impressions
         imp = imp[imp["clicked"].to_numpy(bool) & imp["query_id"].isin(queries["query_id"]).to_numpy()]
         imp = imp.merge(queries[["query_id", "user_id", "ts"]], on="query_id", how="left")
         imp = imp.sort_values(["ts", "query_id", "position"], ascending=False, kind="stable")

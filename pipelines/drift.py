@@ -2,6 +2,7 @@
 from kfp import dsl
 
 from components.drift import drift_report
+from components.features import materialize_features
 from components.join import join_events
 from pipelines.resources import with_resources
 from pipelines.s3 import DEFAULT_SECRET, with_s3_secret
@@ -18,6 +19,8 @@ def onevision_drift(
     s3_secret: str = DEFAULT_SECRET,
     expected_canary_percent: float = 0.0,
     events_uri: str = "",
+    feature_repo: str = "",
+    world_uri: str = "s3://onevision-data/world",
 ):
     """Args:
         reference_uri: The reference data (training-time request features).
@@ -29,6 +32,9 @@ def onevision_drift(
         events_uri: The event sink's store (`onevision events serve --store`); when given, its payload logs and
             feedback are joined into the request log (GX-checked) that the report reads, first vs last window,
             and reference_uri / current_uri are not used.
+        feature_repo: The Feast repo the servers read user features from; when given (with events_uri), the
+            joined log's users are re-materialised into its online store. Empty: skipped.
+        world_uri: The world whose items and users tables the materialised features are computed against.
     """
     # Never cached: the logs behind the same URI grow between runs. The request-log path comes first so its task
     # keeps the name drift-report.
@@ -43,3 +49,8 @@ def onevision_drift(
         task = drift_report(reference_uri=log_uri, current_uri=log_uri, report_uri=report_uri, s3_endpoint=s3_endpoint,
                             expected_canary_percent=expected_canary_percent)
         with_s3_secret(with_resources(task.set_display_name("drift report").set_caching_options(False)), s3_secret)
+        with dsl.If(feature_repo != "", name="materialise-user-features"):
+            features = materialize_features(log_uri=log_uri, world_uri=world_uri, feature_repo=feature_repo,
+                                            s3_endpoint=s3_endpoint)
+            with_s3_secret(with_resources(features.set_display_name("materialise user features")
+                                          .set_caching_options(False)), s3_secret)

@@ -39,6 +39,7 @@ STEP_RESOURCES: dict[str, Resources] = {
     "deploy-canary": IO,
     "drift-report": DATA,
     "join-events": DATA,
+    "materialize-features": IO,
 }
 
 

@@ -84,6 +84,23 @@ def _combined_store(stores: list[Path], workdir: Path) -> Path:
     return combined
 
 
+def _feature_env(repo: Path | None, timeout_ms: int | None) -> dict[str, str]:
+    """The handler's environment for Feast user features (onevision.featurestore.live.FeastFeatures.from_env)."""
+    from onevision.featurestore.live import FEATURE_REPO_ENV, FEATURE_TIMEOUT_ENV
+    from onevision.featurestore.repo import FeatureRepoConfig
+
+    if repo is None:
+        return {}
+    try:
+        FeatureRepoConfig.load(repo)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(f"--feature-repo: {exc}")
+    env = {FEATURE_REPO_ENV: str(repo.resolve())}
+    if timeout_ms is not None:
+        env[FEATURE_TIMEOUT_ENV] = str(timeout_ms)
+    return env
+
+
 @serve_app.command("local")
 def local(
     model_store: Annotated[list[Path], typer.Option("--model-store", help="Model store or layout dir; repeat to serve two models side by side (A/B).")],
@@ -92,6 +109,8 @@ def local(
     workers: Annotated[int, typer.Option("--workers", help="Workers per model.")] = 1,
     foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached; Ctrl-C stops the server.")] = False,
     workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Logs, config and state (default: a new temp dir).")] = None,
+    feature_repo: Annotated[Optional[Path], typer.Option("--feature-repo", help="Feast repo to read user features from (`onevision features materialize`); default: each bundle's frozen snapshot.")] = None,
+    feature_timeout_ms: Annotated[Optional[int], typer.Option("--feature-timeout-ms", help="Deadline of one online feature read (default: the repo config's).")] = None,
 ) -> None:
     """Start TorchServe on 127.0.0.1 with the given archives and print their URLs."""
     from serving.processes import ServerStartError, start_torchserve
@@ -99,7 +118,8 @@ def local(
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="onevision-serve-"))).resolve()  # TorchServe needs absolute paths
     try:
         store = _combined_store(model_store, workdir)  # reads every .mar's manifest: a truncated one is named here
-        server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers)
+        server = start_torchserve(store, envelope=envelope, port=port, workdir=workdir, workers=workers,
+                                  extra_env=_feature_env(feature_repo, feature_timeout_ms))
     except (ServerStartError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     state = {"pgid": server.server.process.pid, "ports": list(server.server.ports), "models": server.model_names,
@@ -150,9 +170,15 @@ def kserve_server(
     max_image_bytes: Annotated[int, typer.Option(help="Largest encoded image accepted (413 above).")] = LIMITS.max_image_bytes,
     max_batch: Annotated[int, typer.Option(help="Most instances per request (413 above).")] = LIMITS.max_batch,
     max_top_k: Annotated[int, typer.Option(help="Largest top_k accepted (400 above).")] = LIMITS.max_top_k,
+    feature_repo: Annotated[Optional[Path], typer.Option("--feature-repo", help="Feast repo to read user features from; default: the bundle's frozen snapshot.")] = None,
+    feature_timeout_ms: Annotated[Optional[int], typer.Option("--feature-timeout-ms", help="Deadline of one online feature read (default: the repo config's).")] = None,
 ) -> None:
     """Serve the bundle with the kserve.Model predictor (v1 and v2 on one port) in the foreground."""
     from serving.kserve_main import main
 
+    features = [] if feature_repo is None else ["--feature_repo", str(feature_repo)]
+    if feature_repo is not None and feature_timeout_ms is not None:
+        features += ["--feature_timeout_ms", str(feature_timeout_ms)]
     main(["--model_name", model_name, "--model_dir", model_dir, "--http_port", str(port), "--enable_grpc", "false",
-          "--max_image_bytes", str(max_image_bytes), "--max_batch", str(max_batch), "--max_top_k", str(max_top_k)])
+          "--max_image_bytes", str(max_image_bytes), "--max_batch", str(max_batch), "--max_top_k", str(max_top_k),
+          *features])

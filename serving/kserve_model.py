@@ -21,6 +21,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from onevision.bundle import is_bundle, verify_bundle
+from onevision.featurestore.live import FeastFeatures
 from onevision.service.limits import ServiceLimits
 from onevision.service.protocol import BadRequest
 from onevision.service.search import SearchService
@@ -87,15 +88,17 @@ def _tensor_data(tensor: Any) -> list[Any]:
 
 
 class OneVisionModel(kserve.Model):
-    def __init__(self, name: str, model_dir: str | Path, limits: ServiceLimits = ServiceLimits()):
+    def __init__(self, name: str, model_dir: str | Path, limits: ServiceLimits = ServiceLimits(),
+                 features: FeastFeatures | None = None):
         super().__init__(name)
         self.model_dir = model_dir
         self.limits = limits
+        self.features = features  # None: the bundle's frozen user features
         self.service: SearchService | None = None
 
     def load(self) -> bool:
         configure_torch_threads()
-        self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), self.limits)
+        self.service = SearchService(resolve_bundle_dir(self.model_dir, self.name), self.limits, self.features)
         self.ready = True
         return self.ready
 
@@ -119,3 +122,21 @@ class OneVisionModel(kserve.Model):
                            for t in tensors],
             parameters={"model": self.service.info.kind},
         )
+
+
+class FeatureCountsCollector:
+    """Prometheus collector of a model's online user-feature reads: ``onevision_user_features_total{outcome=...}``
+    on the server's /metrics (kserve serves prometheus_client's default registry)."""
+
+    def __init__(self, model: OneVisionModel):
+        self.model = model
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        counts = self.model.service.feature_counts() if self.model.service is not None else None
+        family = CounterMetricFamily("onevision_user_features", "Online user-feature reads by outcome (users).",
+                                     labels=["model", "outcome"])
+        for outcome, n in (counts or {}).items():
+            family.add_metric([self.model.name, outcome], n)
+        yield family

@@ -33,6 +33,7 @@ from typing import Any
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
 
+from onevision.featurestore.live import FeastFeatures
 from onevision.service.limits import ServiceLimits
 from onevision.service.protocol import BadRequest
 from onevision.service.search import SearchService
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 BUNDLE_SUBDIR = "bundle"
 _PHRASES = {400: "Bad Request", 413: "Payload Too Large"}
 RAW_ROW_KEYS = frozenset({"body", "data"})
+FEATURE_METRIC = "UserFeature{}"  # custom counters, one per onevision.featurestore.reader.COUNTERS entry
 
 
 def _error_body(exc: BadRequest) -> dict[str, Any]:
@@ -69,15 +71,39 @@ class OneVisionHandler(BaseHandler):
         threads = configure_torch_threads()
         model_dir = Path(context.system_properties["model_dir"])
         bundle_dir = model_dir / BUNDLE_SUBDIR
-        self.service = SearchService(bundle_dir, limits_from_env())
+        features = FeastFeatures.from_env(os.environ)  # ONEVISION_FEATURE_REPO unset: the bundle's snapshot
+        self.service = SearchService(bundle_dir, limits_from_env(), features)
+        self._reported: dict[str, int] = {}
         self.context = context
         self.manifest = context.manifest
         self.initialized = True
-        log.info("onevision %s bundle %s loaded from %s (%d torch threads)", self.service.info.kind,
-                 self.service.info.version, bundle_dir, threads)
+        log.info("onevision %s bundle %s loaded from %s (%d torch threads; user features: %s)", self.service.info.kind,
+                 self.service.info.version, bundle_dir, threads, features.repo_dir if features else "snapshot")
+
+    def report_feature_metrics(self, context: Any) -> None:
+        """Add what the online feature reads counted since the last report to TorchServe's custom counters."""
+        counts = self.service.feature_counts()
+        metrics = getattr(context, "metrics", None)
+        if counts is None or metrics is None:
+            return
+        for name, total in counts.items():
+            delta = total - self._reported.get(name, 0)  # initialize() sets _reported with the service
+            if delta > 0:
+                try:
+                    metrics.add_counter(FEATURE_METRIC.format(name.capitalize()), delta)
+                except Exception as exc:  # noqa: BLE001 - a metric never fails a request
+                    log.warning("could not report %s: %s", name, exc)
+                    return
+                self._reported[name] = total
 
     def handle(self, data: Any, context: Any) -> list[Any]:
         self.context = context
+        try:
+            return self._handle(data, context)
+        finally:
+            self.report_feature_metrics(context)
+
+    def _handle(self, data: Any, context: Any) -> list[Any]:
         v2 = getattr(context, "input_names", None) is not None  # set by the kservev2 envelope
         try:
             if isinstance(data, EnvelopeError):

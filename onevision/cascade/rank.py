@@ -14,6 +14,7 @@ from onevision.cascade.items import ItemTable
 from onevision.cascade.logged import LoggedQueries, PairSet, pair_base_features, sample_unshown
 from onevision.cascade.prerank import PreRanker
 from onevision.cascade.scorer import Scorer
+from onevision.featurestore.source import UserFeatureSource
 from onevision.userfeatures import UserFeatureTable
 
 USER_ITEM_FEATURES: tuple[str, ...] = (
@@ -26,7 +27,7 @@ CONFIG_FILE = "rank.json"
 USERS_DIR = "users"
 
 
-def user_item_features(users: UserFeatureTable, items: ItemTable, user_ids: np.ndarray, item_rows: np.ndarray,
+def user_item_features(users: UserFeatureSource, items: ItemTable, user_ids: np.ndarray, item_rows: np.ndarray,
                        history: int, exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
     """(B, K, len(USER_ITEM_FEATURES)) for users (B,) and candidate item rows (B, K)."""
     ex = {"exclude_query_ids": exclude_query_ids}
@@ -53,7 +54,7 @@ def user_item_features(users: UserFeatureTable, items: ItemTable, user_ids: np.n
     return np.stack([np.asarray(c, np.float32) for c in cols], axis=-1)
 
 
-def rank_features(candidates: Candidates, user_ids: np.ndarray, items: ItemTable, users: UserFeatureTable,
+def rank_features(candidates: Candidates, user_ids: np.ndarray, items: ItemTable, users: UserFeatureSource,
                   history: int, exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
     """(B, K, len(RANK_FEATURES)) for pre-ranked candidates (B, K) of users (B,); zeros at padding."""
     if candidates.base is None or candidates.prerank is None:
@@ -65,7 +66,7 @@ def rank_features(candidates: Candidates, user_ids: np.ndarray, items: ItemTable
 
 
 class Ranker:
-    def __init__(self, scorer: Scorer, items: ItemTable, users: UserFeatureTable, config: RankConfig = RankConfig()):
+    def __init__(self, scorer: Scorer, items: ItemTable, users: UserFeatureSource, config: RankConfig = RankConfig()):
         if scorer.feature_names != list(RANK_FEATURES):
             raise ValueError(f"rank scorer expects features {list(RANK_FEATURES)}, got {scorer.feature_names}")
         self.scorer = scorer

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from onevision.generator.model import GeneratorInput
-from onevision.userfeatures import UserFeatureTable
+from onevision.featurestore.source import UserFeatureSource
 from onevision.vision.augment import augment
 from onevision.vision.encoder import ImageEncoder, to_pixels
 from onevision.vision.images import decode_images
@@ -48,7 +48,7 @@ AFFINITY_FEATURES: tuple[tuple[str, str], ...] = (
 )
 
 
-def attribute_affinity(users: UserFeatureTable, vrq: VRQArtifact, user_ids: np.ndarray,
+def attribute_affinity(users: UserFeatureSource, vrq: VRQArtifact, user_ids: np.ndarray,
                        exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
     """float32 (B, V_attr, len(AFFINITY_FEATURES)): each user's observable affinity for every code of the
     attribute level (0 for unknown users and unused codes)."""
@@ -75,7 +75,7 @@ class UserContext:
     attribute_affinity: torch.Tensor | None = None
 
     @classmethod
-    def build(cls, users: UserFeatureTable, vrq: VRQArtifact, user_ids: np.ndarray, history_len: int,
+    def build(cls, users: UserFeatureSource, vrq: VRQArtifact, user_ids: np.ndarray, history_len: int,
               exclude_query_ids: np.ndarray | None = None, with_affinity: bool = False) -> "UserContext":
         user_ids = np.asarray(user_ids, dtype=np.int64)
         known = users.known(user_ids)

@@ -1,6 +1,8 @@
 """The generator as a Retriever: photo (+ user) → top-K items by trie-constrained, pruned beam search."""
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,41 +15,49 @@ from onevision.generator.data import ImageBank, UserContext, encode_bank, make_i
 from onevision.generator.decode import DecodeResult, beam_search
 from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
+from onevision.featurestore.source import UserFeatureSource
 from onevision.userfeatures import UserFeatureTable
 from onevision.vision.encoder import ImageEncoder, to_pixels
 from onevision.vrq.fit import VRQArtifact
 
 
 class UserContextCache:
-    """Per-user decoder inputs (profile, history SIDs, attribute affinities), computed once per user: the
-    feature table a retriever serves from is fixed, and building a user's inputs costs more than decoding
-    one level. Least recently used users leave first."""
+    """Per-user decoder inputs (profile, history SIDs, attribute affinities), computed once per user and kept
+    while the source allows (`users.max_age_s`: forever for the bundle's frozen table, seconds for an online
+    store), since building a user's inputs costs more than decoding one level. Least recently used users leave
+    first."""
 
-    def __init__(self, users: UserFeatureTable, vrq: VRQArtifact, history_len: int, with_affinity: bool,
+    def __init__(self, users: UserFeatureSource, vrq: VRQArtifact, history_len: int, with_affinity: bool,
                  max_users: int = 100_000):
         self.users, self.vrq, self.history_len, self.with_affinity = users, vrq, history_len, with_affinity
         self.max_users = max_users
-        self._rows: OrderedDict[int, UserContext] = OrderedDict()
+        self._rows: OrderedDict[int, tuple[float, UserContext]] = OrderedDict()  # user -> (expires, inputs)
 
     def __call__(self, user_ids: np.ndarray) -> UserContext:
-        missing = [int(u) for u in dict.fromkeys(user_ids.tolist()) if int(u) not in self._rows]
+        max_age = self.users.max_age_s
+        now = time.monotonic()
+        missing = [int(u) for u in dict.fromkeys(user_ids.tolist())
+                   if int(u) not in self._rows or self._rows[int(u)][0] <= now]
+        fresh: dict[int, UserContext] = {}
         if missing:
             built = UserContext.build(self.users, self.vrq, np.asarray(missing, np.int64), self.history_len,
                                       with_affinity=self.with_affinity)
+            expires = np.inf if max_age is None else now + max_age
             for i, u in enumerate(missing):
-                self._rows[u] = UserContext(built.features[i], built.user_ids[i], built.history_sids[i],
-                                            None if built.attribute_affinity is None else built.attribute_affinity[i])
+                fresh[u] = UserContext(built.features[i], built.user_ids[i], built.history_sids[i],
+                                       None if built.attribute_affinity is None else built.attribute_affinity[i])
+                if max_age is None or max_age > 0:
+                    self._rows[u] = (expires, fresh[u])
         rows = []
         for u in user_ids.tolist():
-            self._rows.move_to_end(int(u))
-            rows.append(self._rows[int(u)])
+            if int(u) in self._rows:
+                self._rows.move_to_end(int(u))
+            rows.append(fresh[int(u)] if int(u) in fresh else self._rows[int(u)][1])
         while len(self._rows) > self.max_users:
             self._rows.popitem(last=False)
         stack = lambda name: torch.stack([getattr(r, name) for r in rows])  # noqa: E731
         return UserContext(stack("features"), stack("user_ids"), stack("history_sids"),
                            stack("attribute_affinity") if self.with_affinity else None)
-
-
 
 
 @dataclass
@@ -57,7 +67,7 @@ class GeneratorRetriever:
     encoder: ImageEncoder
     generator: SidGenerator
     vrq: VRQArtifact
-    users: UserFeatureTable | None = None
+    users: UserFeatureSource | None = None
     beam_width: int = 20
     pruning: PruningConfig = field(default_factory=PruningConfig)
     name: str = "generator"
@@ -67,6 +77,10 @@ class GeneratorRetriever:
         cfg = self.generator.config
         self._contexts = None if self.users is None else UserContextCache(
             self.users, self.vrq, cfg.history_len, cfg.affinity_features > 0)
+
+    def with_users(self, users: UserFeatureSource) -> GeneratorRetriever:
+        """The same model reading its user features from `users` (e.g. an online store instead of the snapshot)."""
+        return dataclasses.replace(self, users=users)
 
     def user_context(self, user_ids: np.ndarray) -> UserContext:
         """Decoder inputs of known users (cached per user)."""

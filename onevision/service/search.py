@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from onevision.service.envelopes import (
 from onevision.service.limits import ServiceLimits
 from onevision.service.protocol import UNKNOWN_USER, ModelInfo, SearchResult
 from onevision.service.validation import PixelBudget, SearchRequest, check_batch, parse_instance
+
+if TYPE_CHECKING:
+    from onevision.featurestore.live import FeastFeatures
 
 KnownUsers = Callable[[np.ndarray], np.ndarray]  # user ids (B,) -> bool mask (B,)
 
@@ -50,13 +53,16 @@ def _finite_or_none(x: float) -> float | None:
 class SearchService:
     """Loads a model bundle once; answers validated search requests with ranked items."""
 
-    def __init__(self, bundle_dir: str | Path, limits: ServiceLimits = ServiceLimits()):
+    def __init__(self, bundle_dir: str | Path, limits: ServiceLimits = ServiceLimits(),
+                 features: FeastFeatures | None = None):
+        """`features`: read user features from that Feast repo instead of the bundle's snapshot."""
         from onevision.bundle import load_retriever
 
         bundle_dir = Path(bundle_dir)
         info = read_model_info(bundle_dir)
-        self._setup(load_retriever(bundle_dir), info, None, limits)
+        self._setup(load_retriever(bundle_dir, features=features), info, None, limits)
         self.bundle_dir: Path | None = bundle_dir
+        self.features = features
 
     @classmethod
     def from_retriever(cls, retriever: Retriever, info: ModelInfo, known_users: KnownUsers | None = None,
@@ -67,7 +73,12 @@ class SearchService:
         service = cls.__new__(cls)
         service._setup(retriever, info, known_users, limits)
         service.bundle_dir = None
+        service.features = None
         return service
+
+    def feature_counts(self) -> dict[str, int] | None:
+        """The online user-feature reads so far (onevision.featurestore.reader.COUNTERS); None with the snapshot."""
+        return None if self.features is None else self.features.counters.snapshot()
 
     def _setup(self, retriever: Retriever, info: ModelInfo, known_users: KnownUsers | None,
                limits: ServiceLimits) -> None:

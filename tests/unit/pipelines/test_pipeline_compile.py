@@ -169,6 +169,17 @@ def test_drift_pipeline_joins_the_event_sink_only_when_it_is_given(compiled: dic
     conditions = {frozenset(members): tasks[name]["triggerPolicy"]["condition"] for name, members in branches.items()}
     without = "inputs.parameter_values['pipelinechannel--events_uri'] == ''"
     assert conditions[frozenset({"drift-report"})] == without
-    assert conditions[frozenset({"join-events", "drift-report-2"})] == f"!({without})"
+    assert conditions[frozenset({"join-events", "drift-report-2", "condition-4"})] == f"!({without})"
     reads = tasks["drift-report-2"]["inputs"]["parameters"]["current_uri"]
     assert reads["taskOutputParameter"] == {"outputParameterKey": "log_uri", "producerTask": "join-events"}
+
+
+def test_drift_pipeline_materialises_user_features_after_the_join_only_with_a_repo(compiled: dict[str, Path]) -> None:
+    spec = _docs(compiled["onevision-drift"])[0]
+    tasks = _all_tasks(spec)
+    assert tasks["condition-4"]["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--feature_repo'] != ''"
+    joined = tasks["condition-4"]["inputs"]["parameters"]["pipelinechannel--join-events-log_uri"]
+    assert joined["taskOutputParameter"] == {"outputParameterKey": "log_uri", "producerTask": "join-events"}
+    reads = tasks["materialize-features"]["inputs"]["parameters"]["log_uri"]
+    assert reads == {"componentInputParameter": "pipelinechannel--join-events-log_uri"}
+    assert spec["root"]["inputDefinitions"]["parameters"]["feature_repo"]["defaultValue"] == ""
