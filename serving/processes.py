@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.ts_config import MarModel, TorchServeConfig, read_mar_model
+from serving.ts_metrics import METRICS_FILE
 
 HOST = "127.0.0.1"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
@@ -196,8 +197,10 @@ class TorchServeServer:
 
 
 def local_torchserve_config(model_store: Path, models: Sequence[MarModel], envelope: str | None,
-                            port: int | None = None, workers: int = 1) -> tuple[TorchServeConfig, tuple[int, int, int]]:
-    """A config for one loopback server; `port` is the inference port (management/metrics: free ports)."""
+                            port: int | None = None, workers: int = 1, workdir: Path | None = None
+                            ) -> tuple[TorchServeConfig, tuple[int, int, int]]:
+    """A config for one loopback server written into `workdir`; `port` is the inference port (management/metrics:
+    free ports)."""
     inference = port or free_port()
     management, metrics, grpc_inf, grpc_mgmt = (free_port() for _ in range(4))
     config = TorchServeConfig(
@@ -210,6 +213,7 @@ def local_torchserve_config(model_store: Path, models: Sequence[MarModel], envel
         grpc_management_port=grpc_mgmt,
         envelope=envelope,
         extra={"grpc_inference_address": HOST, "grpc_management_address": HOST, "default_workers_per_model": str(workers)},
+        metrics_config=str((workdir or Path.cwd()) / METRICS_FILE),
     )
     return config, (inference, management, metrics)
 
@@ -225,7 +229,7 @@ def start_torchserve(model_store: str | Path, envelope: str | None = "kservev2",
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="onevision-torchserve-"))
     workdir.mkdir(parents=True, exist_ok=True)
     config, (inference, management, metrics) = local_torchserve_config(
-        model_store, [read_mar_model(m) for m in mars], envelope, port, workers)
+        model_store, [read_mar_model(m) for m in mars], envelope, port, workers, workdir.resolve())
     config_path = config.write(workdir / "config.properties")
     env = _private_env(workdir, extra_env)
     env.pop("TS_SERVICE_ENVELOPE", None)

@@ -39,6 +39,7 @@ from onevision.service.protocol import BadRequest
 from onevision.service.search import SearchService
 from serving.threads import configure_torch_threads
 from serving.ts_envelope import EnvelopeError, client_error_filter, guard_envelopes
+from serving.ts_metrics import FEATURE_METRIC
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 BUNDLE_SUBDIR = "bundle"
 _PHRASES = {400: "Bad Request", 413: "Payload Too Large"}
 RAW_ROW_KEYS = frozenset({"body", "data"})
-FEATURE_METRIC = "UserFeature{}"  # custom counters, one per onevision.featurestore.reader.COUNTERS entry
 
 
 def _error_body(exc: BadRequest) -> dict[str, Any]:
@@ -90,7 +90,8 @@ class OneVisionHandler(BaseHandler):
             delta = total - self._reported.get(name, 0)  # initialize() sets _reported with the service
             if delta > 0:
                 try:
-                    metrics.add_counter(FEATURE_METRIC.format(name.capitalize()), delta)
+                    # its own dimensions list: TorchServe appends the defaults to the one it is given
+                    metrics.add_counter(FEATURE_METRIC.format(name.capitalize()), delta, dimensions=[])
                 except Exception as exc:  # noqa: BLE001 - a metric never fails a request
                     log.warning("could not report %s: %s", name, exc)
                     return

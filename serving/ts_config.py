@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onevision.service.limits import ServiceLimits
+from serving.ts_metrics import METRICS_FILE, write_metrics_config
 
 ENVELOPES = ("kserve", "kservev2", "body")
 KSERVE_MODEL_STORE = "/mnt/models/model-store"
+KSERVE_METRICS_CONFIG = f"/mnt/models/config/{METRICS_FILE}"  # written beside config.properties
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class TorchServeConfig:
     number_of_netty_threads: int = 4
     job_queue_size: int = 100
     extra: dict[str, str] = field(default_factory=dict)
+    metrics_config: str = KSERVE_METRICS_CONFIG  # where TorchServe finds the metrics.yaml `write` puts beside it
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -85,6 +88,7 @@ class TorchServeConfig:
             "grpc_management_port": str(self.grpc_management_port),
             "enable_metrics_api": "true",
             "metrics_mode": "prometheus",
+            "metrics_config": self.metrics_config,
             "number_of_netty_threads": str(self.number_of_netty_threads),
             "job_queue_size": str(self.job_queue_size),
             "enable_envvars_config": "true",
@@ -103,9 +107,11 @@ class TorchServeConfig:
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | Path) -> Path:
+        """config.properties at `path` and the metrics config beside it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.render())
+        write_metrics_config(path.parent / METRICS_FILE)
         return path
 
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from materialized_at import AS_OF
 
 from onevision.userfeatures import UserFeatureTable
 
-AS_OF = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from onevision.world import load_world
 from serving.kserve_model import FeatureCountsCollector, OneVisionModel
 from serving.torchserve_handler import OneVisionHandler
 
-from test_featurestore_serving import AS_OF
+from materialized_at import AS_OF
 
 
 class RecordingMetrics:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_featurestore_rows import assert_same_answers, users_of
 
-from conftest import AS_OF
+from materialized_at import AS_OF
 from onevision.featurestore import reader as reader_module
 from onevision.featurestore.live import FeastFeatures, FeastUserFeatures
 from onevision.featurestore.materialize import materialize

@@ -4,12 +4,13 @@ returns the old one. A down store serves the non-personalised slate, counted, wi
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from materialized_at import AS_OF
 
 from onevision.featurestore import reader as reader_module
 from onevision.featurestore.live import FeastFeatures
@@ -19,7 +20,6 @@ from onevision.service.search import SearchService
 from onevision.userfeatures import UserFeatureTable
 from onevision.world import load_world
 
-AS_OF = datetime(2025, 1, 1, tzinfo=timezone.utc)
 K = 8
 
 

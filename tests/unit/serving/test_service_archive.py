@@ -177,7 +177,8 @@ def test_directory_without_bundle_json_is_refused(tmp_path):
 def test_layout_is_uploaded_to_the_given_store(bundle, parity, tmp_path):
     result = build_archive(bundle, tmp_path / "out", parity_path=parity, upload_to=str(tmp_path / "remote"))
     uploaded = {p.relative_to(tmp_path / "remote").as_posix() for p in (tmp_path / "remote").rglob("*") if p.is_file()}
-    assert uploaded == {"config/config.properties", "model-store/onevision.mar", "manifest.json", "parity.json",
+    assert uploaded == {"config/config.properties", "config/metrics.yaml", "model-store/onevision.mar", "manifest.json",
+                        "parity.json",
                         "_PUBLISHED.json"}  # the publication marker, written last
     assert result.uploaded_to == str(tmp_path / "remote")
 
