@@ -43,26 +43,28 @@ class FeastUserFeatures:
         return self.reader.counters
 
     def lookup(self, user_ids: np.ndarray) -> OnlineUserFeatures:
-        """The rows of `user_ids` as of now (fetching what the cache does not hold fresh)."""
+        """The rows of `user_ids` as of now (fetching what the cache does not hold fresh). The read runs outside
+        the lock, so a slow store delays only the requests that need it, each by at most its own deadline."""
         ids = [int(u) for u in dict.fromkeys(np.asarray(user_ids, np.int64).reshape(-1).tolist()) if u >= 0]
         with self._lock:
             now = self._clock()
-            stale = [u for u in ids if self._rows.get(u, (-np.inf, None))[0] <= now]
-            need_population = self._population[0] <= now
-            fresh: dict[int, dict[str, Any] | None] = {}
-            if stale or need_population:
-                fetched = self.reader.fetch(stale, [POPULATION_USER_ID] if need_population else [])
+            cached = {u: self._rows[u][1] for u in ids if u in self._rows and self._rows[u][0] > now}
+            population = self._population[1] if self._population[0] > now else None
+        stale = [u for u in ids if u not in cached]
+        fresh: dict[int, dict[str, Any] | None] = {}
+        if stale or population is None:
+            fetched = self.reader.fetch(stale, [POPULATION_USER_ID] if population is None else [])
+            fresh = {u: fetched.rows.get(u) for u in stale}
+            with self._lock:
                 expires = now + self.max_age_s
-                if need_population:
-                    self._population = (expires, fetched.rows.get(POPULATION_USER_ID) or self.fallback_population)
-                for u in stale:
-                    fresh[u] = fetched.rows.get(u)
-                    if fetched.ok and self.max_age_s > 0:
-                        self._rows[u] = (expires, fresh[u])
+                if population is None:
+                    population = fetched.rows.get(POPULATION_USER_ID) or self.fallback_population
+                    self._population = (expires, population)
+                if fetched.ok and self.max_age_s > 0:
+                    self._rows.update({u: (expires, row) for u, row in fresh.items()})
                 if len(self._rows) > MAX_CACHED_USERS:
                     self._rows = {u: e for u, e in self._rows.items() if e[0] > now}
-            rows = {u: fresh[u] if u in fresh else self._rows[u][1] for u in ids}
-            population = self._population[1]
+        rows = {**cached, **fresh}
         return OnlineUserFeatures({u: r for u, r in rows.items() if r is not None}, population)
 
     def known(self, user_ids: np.ndarray) -> np.ndarray:

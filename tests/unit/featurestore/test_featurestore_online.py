@@ -97,3 +97,29 @@ def test_rows_are_reused_only_while_fresh(tiny_repo: Path, tiny_table: UserFeatu
     assert src.counters.snapshot()["lookups"] == 1
     now[0] = 5.0
     assert src.profile(user)[2] == 0.0 != before  # expired: re-read, the new row (no queries logged)
+
+
+def test_a_slow_read_does_not_hold_up_other_requests(tiny_table: UserFeatureTable) -> None:
+    import threading
+    import time
+
+    from onevision.featurestore.live import FeastUserFeatures
+    from onevision.featurestore.reader import FeatureCounters, Fetched
+    from onevision.featurestore.rows import population_row
+
+    class SlowReader:  # a store that answers every read after 0.4 s
+        counters = FeatureCounters()
+
+        def fetch(self, users, extra):
+            time.sleep(0.4)
+            return Fetched({}, True)
+
+    source = FeastUserFeatures(SlowReader(), population_row(tiny_table))
+    users = tiny_table.user_ids[:2]
+    threads = [threading.Thread(target=source.known, args=(users[i : i + 1],)) for i in range(2)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - start < 0.7  # both reads ran at once, not one after the other
