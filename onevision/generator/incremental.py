@@ -14,6 +14,7 @@ is dominated by its per-sequence overhead (about 3x slower at 50 rows, and at 1,
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -59,20 +60,33 @@ def _layer(layer: torch.nn.TransformerDecoderLayer, d: int) -> _Layer:
     )
 
 
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layers(model: SidGenerator) -> tuple[_Layer, ...]:
+    """The decoder layers' weights as views of the model's parameters, gathered once per model: views follow
+    in-place updates (optimizer steps, load_state_dict), and the key notices a parameter replaced outright."""
+    key = tuple(id(p) for p in model.parameters())
+    hit = _PREPARED.get(model)
+    if hit is None or hit[0] != key:
+        hit = (key, tuple(_layer(layer, model.config.d_model) for layer in model.decoder.layers))
+        _PREPARED[model] = hit
+    return hit[1]
+
+
 class IncrementalDecoder:
     def __init__(self, model: SidGenerator, memory: torch.Tensor):
         """memory: (B, S, d), one row per query (`SidGenerator.encode`)."""
         self.model = model
         self.heads = model.config.heads
-        d = self.d = model.config.d_model
-        layers = list(model.decoder.layers)
-        self.layers = [_layer(layer, d) for layer in layers]
-        # every layer's cross-attention keys and values in one matmul: (B, S, layers x 2d)
-        w = torch.cat([layer.multihead_attn.in_proj_weight[d:] for layer in layers])
-        b = torch.cat([layer.multihead_attn.in_proj_bias[d:] for layer in layers])
-        kv = F.linear(memory, w, b).split(d, -1)
-        self.cross = [(_heads(kv[2 * i], self.heads), _heads(kv[2 * i + 1], self.heads)) for i in range(len(layers))]
-        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(layers)
+        self.d = d = model.config.d_model
+        self.layers = _layers(model)
+        self.cross = []  # each layer's cross-attention keys and values of the memory, (B, h, S, d_head)
+        for layer in model.decoder.layers:
+            ca = layer.multihead_attn
+            k, v = F.linear(memory, ca.in_proj_weight[d:], ca.in_proj_bias[d:]).split(d, -1)
+            self.cross.append((_heads(k, self.heads), _heads(v, self.heads)))
+        self.cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
         self.cached = 0  # positions held in the cache
         self.bos = model.bos[:, 0] + model.level_embedding[:, 0]
         self.final_norm = (model.norm.weight, model.norm.bias, model.norm.eps)

@@ -87,3 +87,16 @@ def test_tiny_bundle_rankings_equal_the_reference_decoder(tiny_models, monkeypat
     assert (fast.item_ids == slow.item_ids).all()
     np.testing.assert_allclose(fast.scores, slow.scores, atol=1e-4)
     assert Reference.steps > 0  # the reference decoder did run
+
+
+@torch.no_grad()
+def test_decoding_follows_weights_changed_after_an_earlier_decode() -> None:
+    model, inp = _model(seed=3)
+    memory = model.encode(inp)
+    query, prefix = torch.arange(3), torch.zeros(3, 0, dtype=torch.long)
+    IncrementalDecoder(model, memory).step(prefix, query)  # the layers' weights are gathered once per model
+    for p in model.decoder.parameters():
+        p.mul_(1.5)  # what an optimizer step does: in place
+    model.decoder.layers[0].linear1.weight = torch.nn.Parameter(torch.randn_like(model.decoder.layers[0].linear1.weight))
+    torch.testing.assert_close(IncrementalDecoder(model, memory).step(prefix, query), model.decode_step(memory, prefix),
+                               atol=1e-5, rtol=1e-5)
