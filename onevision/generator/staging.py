@@ -28,6 +28,7 @@ class GeneratorTrainingConfig:
     heads: int = 4
     encoder_layers: int = 1
     decoder_layers: int = 2
+    dropout: float = 0.1  # of the new (stage-1) model; later stages keep their init's
     stage1_epochs: int = 20
     stage2_epochs: int = 6
     stage3_epochs: int = 2
@@ -76,7 +77,8 @@ def stage_model(stage: int, config: GeneratorTrainingConfig, encoder: ImageEncod
         return SidGenerator(GeneratorConfig(
             token_dim=encoder.config.token_dim, embed_dim=encoder.config.embed_dim, user_feature_dim=0,
             vocab_sizes=vrq.trie.vocab_sizes, d_model=config.d_model, heads=config.heads,
-            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, history_len=config.history_len))
+            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, dropout=config.dropout,
+            history_len=config.history_len))
     if init_dir is None:
         raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
     previous = SidGenerator.load(init_dir)
