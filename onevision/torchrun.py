@@ -31,7 +31,7 @@ class RankFailure(Exception):
     def __str__(self) -> str:
         if self.rank is None:
             return f"torchrun exited with code {self.exit_code} and no rank reported an error (killed?)"
-        detail = self.message or "its error is printed above"
+        detail = self.message or "see its output above"
         return f"rank {self.rank} failed with exit code {self.exit_code}: {detail}"
 
 
@@ -77,6 +77,22 @@ def _report(exit_code: int, message: str | None) -> None:
         {"rank": rank, "exit_code": exit_code, "message": message, "time": time.time()}))
 
 
+class _ErrorLines:
+    """sys.stderr, remembering the last `error: ...` line a command printed (`onevision.cli_support.fail`)."""
+
+    def __init__(self, stream):
+        self._stream, self.last = stream, None
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("error: "):
+                self.last = line[len("error: "):]
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def rank_main(argv: list[str]) -> int:
     """One rank: the `onevision` command with `argv`; its failure is reported before the process exits."""
     from onevision.cli import app
@@ -84,12 +100,13 @@ def rank_main(argv: list[str]) -> int:
 
     # Local ranks share a machine: each downloads its S3 inputs into its own cache (a download replaces the copy).
     os.environ[CACHE_DIR_ENV_VAR] = str(default_cache_dir() / f"rank-{os.environ.get('LOCAL_RANK', '0')}")
+    errors = sys.stderr = _ErrorLines(sys.stderr)
     try:
         app(argv, prog_name="onevision", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code:
-            _report(code, None if exc.code is None or isinstance(exc.code, int) else str(exc.code))
+            _report(code, errors.last if exc.code is None or isinstance(exc.code, int) else str(exc.code))
         return code
     except BaseException as exc:  # noqa: BLE001 - reported, then re-raised for torchrun's own summary
         _report(1, f"{type(exc).__name__}: {exc}")
