@@ -48,6 +48,8 @@ S3_ENDPOINT = typer.Option(JOB.s3_endpoint, help="S3 endpoint of the TrainJob's 
 S3_SECRET = typer.Option(JOB.s3_secret, help="Secret with the nodes' S3 credentials (awsAccessKeyID, awsSecretAccessKey).")
 JOB_TIMEOUT = typer.Option(JOB.timeout_s, help="Seconds to wait for the TrainJob.")
 DRY_RUN = typer.Option(False, "--dry-run", help="With --trainer kubeflow: print the TrainJob as YAML, submit nothing.")
+CONFIG_JSON = typer.Option(None, "--config", help="JSON object of the step's config fields (nested configs as objects), "
+                           "laid over the other options: how a pipeline task passes its whole config to a TrainJob.")
 LAUNCH_OPTIONS = {"nproc", "trainer", "nodes", "cpu", "memory", "gpu", "image", "runtime", "namespace", "s3_endpoint",
                   "s3_secret", "job_timeout", "dry_run"}
 
@@ -118,6 +120,33 @@ def _trainjob(args: list[str], artifacts: dict[str, Optional[str]], dry_run: boo
     typer.echo(f"TrainJob {name} completed")
 
 
+def _with_json(config, text: Optional[str], flag: str = "--config"):
+    """`config` with the fields of the JSON object `text`; unknown keys are a usage error naming the valid ones."""
+    if not text:
+        return config
+    try:
+        return _replaced(config, json.loads(text), flag)
+    except json.JSONDecodeError as exc:
+        fail(f"{flag} must be a JSON object: {exc}", 2)
+    except (TypeError, ValueError) as exc:
+        fail(str(exc), 2)
+
+
+def _replaced(config, values, what: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} must be a JSON object, got {values!r}")
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(fields)}")
+    changes = {}
+    for key, value in values.items():
+        current = getattr(config, key)
+        changes[key] = (_replaced(current, value, f"{what}.{key}") if dataclasses.is_dataclass(current)
+                        else tuple(value) if isinstance(value, list) else value)
+    return dataclasses.replace(config, **changes)
+
+
 @contextlib.contextmanager
 def _rank_output(out: str, group: ProcessGroup) -> Iterator[Path]:
     """Rank 0 writes `out`; the other ranks write nothing, so they get a scratch directory."""
@@ -148,6 +177,7 @@ def train_encoder(
     nproc: int = NPROC, trainer: str = TRAINER, nodes: int = NODES, cpu: str = CPU, memory: str = MEMORY,
     gpu: int = GPU, image: Optional[str] = IMAGE, runtime: str = RUNTIME, namespace: Optional[str] = NAMESPACE,
     s3_endpoint: str = S3_ENDPOINT, s3_secret: str = S3_SECRET, job_timeout: int = JOB_TIMEOUT, dry_run: bool = DRY_RUN,
+    config: Optional[str] = CONFIG_JSON,
 ) -> None:
     """Train the image encoder with a multi-view contrastive + circle loss; writes catalogue features too.
     With --nproc N each of N ranks trains its own family batches and DDP averages them (an N-times larger batch)."""
@@ -160,6 +190,7 @@ def train_encoder(
     cfg = steps.EncoderStepConfig(
         dataclasses.replace(DEFAULTS.encoder.model, embed_dim=embed_dim),
         dataclasses.replace(DEFAULTS.encoder.train, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed))
+    cfg = _with_json(cfg, config)
     with process_group() as group, _rank_output(out, group) as out_dir:
         result = steps.train_encoder_step(input_path(world), out_dir, cfg, group=group)
     if group.is_main:
@@ -241,6 +272,7 @@ def train_generator(
     nproc: int = NPROC, trainer: str = TRAINER, nodes: int = NODES, cpu: str = CPU, memory: str = MEMORY,
     gpu: int = GPU, image: Optional[str] = IMAGE, runtime: str = RUNTIME, namespace: Optional[str] = NAMESPACE,
     s3_endpoint: str = S3_ENDPOINT, s3_secret: str = S3_SECRET, job_timeout: int = JOB_TIMEOUT, dry_run: bool = DRY_RUN,
+    config: Optional[str] = CONFIG_JSON,
 ) -> None:
     """Train one generator stage; an interrupted stage resumes from its checkpoint in --out. With --nproc N, N
     ranks share each batch (the same run as one rank, up to float rounding and dropout)."""
@@ -256,6 +288,7 @@ def train_generator(
     cfg = GeneratorTrainingConfig(lr=lr, seed=seed, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = cfg.with_epochs(stage, epochs)
+    cfg = _with_json(cfg, config)
     with process_group() as group:
         try:
             with _rank_output(out, group) as out_dir:
