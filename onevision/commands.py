@@ -184,13 +184,13 @@ def train_encoder(
     from onevision import steps
     from onevision.distributed import process_group
 
-    job = _job_options(nodes, cpu, memory, gpu, image, runtime, namespace, s3_endpoint, s3_secret, job_timeout)
-    if _launched(ctx, {"world": world, "output": out}, nproc, trainer, dry_run, job):
-        return
     cfg = steps.EncoderStepConfig(
         dataclasses.replace(DEFAULTS.encoder.model, embed_dim=embed_dim),
         dataclasses.replace(DEFAULTS.encoder.train, epochs=epochs, items_per_batch=items_per_batch, lr=lr, seed=seed))
-    cfg = _with_json(cfg, config)
+    cfg = _with_json(cfg, config)  # checked here, before a launch elsewhere
+    job = _job_options(nodes, cpu, memory, gpu, image, runtime, namespace, s3_endpoint, s3_secret, job_timeout)
+    if _launched(ctx, {"world": world, "output": out}, nproc, trainer, dry_run, job):
+        return
     with process_group() as group, _rank_output(out, group) as out_dir:
         result = steps.train_encoder_step(input_path(world), out_dir, cfg, group=group)
     if group.is_main:
@@ -280,15 +280,15 @@ def train_generator(
     from onevision.distributed import process_group
     from onevision.generator.staging import GeneratorTrainingConfig
 
-    job = _job_options(nodes, cpu, memory, gpu, image, runtime, namespace, s3_endpoint, s3_secret, job_timeout)
-    artifacts = {"world": world, "encoder": encoder, "VRQ": vrq, "previous stage": init, "output": out}
-    if _launched(ctx, artifacts, nproc, trainer, dry_run, job):
-        return
     given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "dpo_beta": dpo_beta}
     cfg = GeneratorTrainingConfig(lr=lr, seed=seed, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = cfg.with_epochs(stage, epochs)
-    cfg = _with_json(cfg, config)
+    cfg = _with_json(cfg, config)  # checked here, before a launch elsewhere
+    job = _job_options(nodes, cpu, memory, gpu, image, runtime, namespace, s3_endpoint, s3_secret, job_timeout)
+    artifacts = {"world": world, "encoder": encoder, "VRQ": vrq, "previous stage": init, "output": out}
+    if _launched(ctx, artifacts, nproc, trainer, dry_run, job):
+        return
     with process_group() as group:
         try:
             with _rank_output(out, group) as out_dir:

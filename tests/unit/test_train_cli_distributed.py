@@ -68,3 +68,13 @@ def test_a_failing_rank_is_reported_with_its_rank_and_exit_code(tmp_path: Path) 
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 2-rank run failed: rank ")
     assert last.endswith("failed with exit code 2: generator stage 2 needs init_dir: the stage-1 model directory")
+
+
+def test_a_config_json_is_checked_before_anything_is_launched() -> None:
+    result = runner.invoke(app, ["train", "generator", *S3, "--stage", "2", "--trainer", "kubeflow", "--dry-run",
+                                 "--config", '{"d_model": 16, "bogus": 1}'])
+    assert result.exit_code == 2 and "unknown --config key(s) ['bogus']" in result.output
+    good = runner.invoke(app, ["train", "generator", *S3, "--stage", "2", "--trainer", "kubeflow", "--dry-run",
+                               "--config", '{"d_model": 16}'])
+    command = yaml.safe_load(good.output)["spec"]["trainer"]["command"]
+    assert command[command.index("--config") + 1] == '{"d_model": 16}'
