@@ -16,6 +16,10 @@ def train_generator(
     init: Input[Model] = None,
     preset: str = "default",
     config: dict = {},
+    trainer: str = "local",
+    trainjob: dict = {},
+    s3_endpoint: str = "",
+    s3_secret: str = "onevision-s3",
 ):
     """Trains generator stage `stage`, starting from the previous stage's checkpoint.
 
@@ -29,8 +33,26 @@ def train_generator(
         init: The previous stage's generator (required for stages 2 and 3).
         preset: "default" or "tiny".
         config: GeneratorTrainingConfig fields over the preset.
+        trainer: "local" trains in this task; "kubeflow" runs the stage as a Kubeflow Trainer TrainJob.
+        trainjob: TrainJobConfig fields (nodes, procs_per_node, cpu, memory, gpu, image, namespace, ...).
+        s3_endpoint: S3 endpoint of the TrainJob's nodes (MinIO), empty for AWS.
+        s3_secret: Kubernetes Secret with the TrainJob nodes' S3 credentials.
     """
     from components.runtime import input_dir, log_scalars, output_dir, step_config
+
+    from components.trainjob import check_trainer
+
+    if check_trainer(trainer):
+        from components.trainjob import run_on_trainjob, step_args, trainjob_config
+
+        output_dir(generator)
+        artifacts = {"world": (world, "world"), "encoder": (encoder, "encoder"), "vrq": (vrq, "vrq"),
+                     "init": (init, f"generator stage {stage - 1}"), "out": (generator, "generator")}
+        args = step_args(["train", "generator"], artifacts, step_config("generator", preset, config),
+                         stage=stage)
+        scalars = run_on_trainjob(args, trainjob_config(trainjob, s3_endpoint, s3_secret))
+        generator.metadata.update(log_scalars(metrics, {"stage": stage, **scalars}))
+        return
     from onevision.steps import train_generator_step
 
     init_dir = input_dir(init, f"generator stage {stage - 1}") if init is not None else None

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from onevision.cascade.config import CascadeConfig
 from onevision.evaluation.config import EvalConfig
@@ -20,6 +20,9 @@ from onevision.generator.staging import GeneratorTrainingConfig
 from onevision.vision.config import EncoderConfig, EncoderTrainConfig
 from onevision.vrq.config import VRQConfig
 from onevision.world.config import WorldConfig
+
+if TYPE_CHECKING:
+    from onevision.distributed import ProcessGroup
 
 
 class _Result:
@@ -149,23 +152,30 @@ def validate_step(world_dir: Path, report_dir: Path | None = None) -> Validation
 
 
 def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig = EncoderStepConfig(),
-                       show_progress: bool = True) -> EncoderStepResult:
+                       show_progress: bool = True, group: ProcessGroup | None = None) -> EncoderStepResult:
+    """With a distributed `group` (torchrun), every rank trains and rank 0 alone writes the artifacts."""
+    from onevision.distributed import SINGLE
     from onevision.vision.features import compute_features
     from onevision.vision.images import ItemImages
     from onevision.vision.train import train_encoder
     from onevision.world import load_world
 
     start = time.perf_counter()
+    group = group or SINGLE
     world = load_world(world_dir)
     data = ItemImages.from_world(world)
     family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
     image_size = world.config.image_size if world.config else data.images.shape[1]
     encoder, losses = train_encoder(data, family, dataclasses.replace(config.model, image_size=image_size), config.train,
-                                    show_progress=show_progress)
+                                    show_progress=show_progress, group=group)
     out_dir = Path(out_dir)
-    encoder.save(out_dir)
-    compute_features(encoder, world).save(out_dir)
-    (out_dir / "train_log.json").write_text(json.dumps({"losses": losses}, indent=2) + "\n")
+
+    def save() -> None:
+        encoder.save(out_dir)
+        compute_features(encoder, world).save(out_dir)
+        (out_dir / "train_log.json").write_text(json.dumps({"losses": losses}, indent=2) + "\n")
+
+    group.main_only(save)
     return EncoderStepResult(str(out_dir), [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))
 
 
@@ -207,17 +217,21 @@ def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config
 
 def train_generator_step(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int,
                          init_dir: Path | None = None, config: GeneratorTrainingConfig = GeneratorTrainingConfig(),
-                         show_progress: bool = True, stop_after: int | None = None) -> GeneratorStepResult:
+                         show_progress: bool = True, stop_after: int | None = None,
+                         group: ProcessGroup | None = None) -> GeneratorStepResult:
     """Stage 1 starts from scratch; stages 2 and 3 start from `init_dir` (the previous stage's output).
-    A checkpoint in `out_dir` from an interrupted run of the same stage is resumed."""
+    A checkpoint in `out_dir` from an interrupted run of the same stage is resumed. With a distributed
+    `group` (torchrun), every rank trains its shard of each batch and rank 0 alone writes."""
+    from onevision.distributed import SINGLE
     from onevision.generator.staging import train_stage
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    group = group or SINGLE
     losses, users = train_stage(world_dir, encoder_dir, vrq_dir, out_dir, stage, init_dir, config, show_progress,
-                                stop_after)
+                                stop_after, group)
     if users is not None:
-        users.save(out_dir / "userfeatures")
+        group.main_only(lambda: users.save(out_dir / "userfeatures"))
     return GeneratorStepResult(str(out_dir), stage, [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))
 
 

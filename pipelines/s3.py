@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from kfp.dsl import PipelineTask
 
-DEFAULT_SECRET = "onevision-s3"
-# KServe's S3 Secret convention (manifests/secrets/), mapped to the variables boto3 reads.
-SECRET_KEY_TO_ENV = {"awsAccessKeyID": "AWS_ACCESS_KEY_ID", "awsSecretAccessKey": "AWS_SECRET_ACCESS_KEY"}
+from onevision.s3secret import DEFAULT_SECRET, SECRET_KEY_TO_ENV  # noqa: F401 - the Secret's name and keys
 
 
 def with_s3_secret(task: PipelineTask, secret_name: str | object = DEFAULT_SECRET) -> PipelineTask:

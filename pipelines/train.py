@@ -41,6 +41,8 @@ def onevision_train(
     cascade_config: dict = {},
     generator_config: dict = {},
     eval_config: dict = {},
+    trainer: str = "local",
+    trainjob_config: dict = {},
     epsilon: float = ParityGate.epsilon,
     canary_percent: int = 10,
     storage_uri: str = DEFAULT_STORAGE_URI,
@@ -60,6 +62,9 @@ def onevision_train(
         cascade_config: CascadeConfig overrides.
         generator_config: GeneratorTrainingConfig overrides (all three stages).
         eval_config: EvalStepConfig overrides.
+        trainer: Where the encoder and generator stages train: "local" (in their task) or "kubeflow" (a Kubeflow
+            Trainer TrainJob each, on the torch-distributed runtime; needs an S3 pipeline root, docs/training.md).
+        trainjob_config: TrainJobConfig fields of those TrainJobs: nodes, procs_per_node, cpu, memory, gpu, image, ...
         epsilon: Parity gate: allowed relative shortfall of the generator against the cascade.
         canary_percent: Share of traffic for the new model after a passed gate.
         storage_uri: Prefix for KServe's model store; each model goes under <storage_uri>/<bundle version>.
@@ -77,7 +82,9 @@ def onevision_train(
     # Validation is never cached: the same world must pass the current contract on every run.
     validation = _step(validate_data(world=world), "validate data", cache=False)
 
-    encoder = _step(train_encoder(world=world, preset=preset, config=encoder_config), "encoder").after(validation)
+    trainjob = {"trainer": trainer, "trainjob": trainjob_config, "s3_endpoint": s3_endpoint, "s3_secret": s3_secret}
+    encoder = _step(train_encoder(world=world, preset=preset, config=encoder_config, **trainjob),
+                    "encoder").after(validation)
     enc = encoder.outputs["encoder"]
     vrq = _step(train_vrq(world=world, encoder=enc, preset=preset, config=vrq_config), "VRQ")
     cascade = _step(train_cascade(world=world, encoder=enc, preset=preset, config=cascade_config), "cascade")
@@ -86,7 +93,7 @@ def onevision_train(
     for n in (1, 2, 3):
         init = {} if stage is None else {"init": stage.outputs["generator"]}
         stage = _step(train_generator(world=world, encoder=enc, vrq=vrq.outputs["vrq"], stage=n, preset=preset,
-                                      config=generator_config, **init), f"generator stage {n}")
+                                      config=generator_config, **init, **trainjob), f"generator stage {n}")
 
     generator_bundle = _step(package_bundle(kind="generator", encoder=enc, vrq=vrq.outputs["vrq"],
                                             generator=stage.outputs["generator"]), "generator bundle")

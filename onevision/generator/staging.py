@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from onevision.distributed import ProcessGroup
     from onevision.generator.model import SidGenerator
     from onevision.generator.train import StageConfig
     from onevision.userfeatures import UserFeatureTable
@@ -27,6 +28,7 @@ class GeneratorTrainingConfig:
     heads: int = 4
     encoder_layers: int = 1
     decoder_layers: int = 2
+    dropout: float = 0.1  # of the new (stage-1) model; later stages keep their init's
     stage1_epochs: int = 20
     stage2_epochs: int = 6
     stage3_epochs: int = 2
@@ -75,7 +77,8 @@ def stage_model(stage: int, config: GeneratorTrainingConfig, encoder: ImageEncod
         return SidGenerator(GeneratorConfig(
             token_dim=encoder.config.token_dim, embed_dim=encoder.config.embed_dim, user_feature_dim=0,
             vocab_sizes=vrq.trie.vocab_sizes, d_model=config.d_model, heads=config.heads,
-            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, history_len=config.history_len))
+            encoder_layers=config.encoder_layers, decoder_layers=config.decoder_layers, dropout=config.dropout,
+            history_len=config.history_len))
     if init_dir is None:
         raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
     previous = SidGenerator.load(init_dir)
@@ -95,12 +98,15 @@ def stage_model(stage: int, config: GeneratorTrainingConfig, encoder: ImageEncod
 
 def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int, init_dir: Path | None,
                 config: GeneratorTrainingConfig, show_progress: bool = True,
-                stop_after: int | None = None) -> tuple[list[float], UserFeatureTable | None]:
+                stop_after: int | None = None,
+                group: ProcessGroup | None = None) -> tuple[list[float], UserFeatureTable | None]:
     """Train one stage into `out_dir` (resuming its checkpoint there); the losses per epoch and, from stage 2,
     the user-feature table the stage was trained with. The seed is set before anything is built: loading the
-    encoder constructs (then overwrites) a module, which draws from torch's generator too."""
+    encoder constructs (then overwrites) a module, which draws from torch's generator too. With a distributed
+    `group`, every rank builds the same model and data and trains on its shard of each batch; rank 0 writes."""
     import torch
 
+    from onevision.distributed import SINGLE
     from onevision.generator import train as gt
     from onevision.generator.data import query_log, visual_examples
     from onevision.generator.model import SidGenerator
@@ -119,15 +125,17 @@ def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path
     users = UserFeatureTable.fit(world, "train") if stage > 1 else None
     model = stage_model(stage, config, encoder, vrq, users, init_dir)
     stage_cfg = config.stage_config(stage)
-    trainer = gt.StageTrainer(model, stage_cfg, Path(out_dir), stage)
+    group = group or SINGLE
+    trainer = gt.StageTrainer(model, stage_cfg, Path(out_dir), stage, group)
     trainer.try_resume()
     visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed) if stage < 3 else None
     if stage == 1:
-        batches = gt.stage1_batches(model, visual, stage_cfg)
+        batches = gt.stage1_batches(model, visual, stage_cfg, group)
     else:
         logq = query_log(world, encoder)
         if stage == 2:
-            batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg)
+            batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg, group)
         else:
-            batches = gt.stage3_batches(model, gt.clone_reference(SidGenerator.load(init_dir)), logq, users, vrq, stage_cfg)
+            reference = gt.clone_reference(SidGenerator.load(init_dir)).to(group.device)
+            batches = gt.stage3_batches(model, reference, logq, users, vrq, stage_cfg, group)
     return trainer.run(batches, show_progress, stop_after), users

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from onevision.distributed import SINGLE, ProcessGroup
 from onevision.generator.data import QueryLog, UserContext, VisualExamples, make_input
 from onevision.generator.model import GeneratorInput, SidGenerator
 from onevision.userfeatures import UserFeatureTable
@@ -28,6 +30,7 @@ from onevision.vrq.fit import VRQArtifact
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+Step = Callable[[SidGenerator], torch.Tensor]  # one optimiser step's loss, computed with the model it is given
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,27 @@ def _keep_tokens(cfg: StageConfig, n_tokens: int, rng: np.random.Generator) -> i
     return None
 
 
+class _StepLoss(torch.nn.Module):
+    """Runs a `Step` on the model as this module's forward, so that DistributedDataParallel sees one forward
+    per optimiser step whatever model methods the step calls (stage 2 calls the model twice, stage 3 calls
+    `sequence_log_prob`)."""
+
+    def __init__(self, model: SidGenerator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, step: Step) -> torch.Tensor:
+        return step(self.model)
+
+
 class StageTrainer:
     """Generic resumable loop: one checkpoint per stage (model, optimiser, epoch, losses)."""
 
-    def __init__(self, model: SidGenerator, cfg: StageConfig, out_dir: Path, stage: int):
-        self.model, self.cfg, self.out_dir, self.stage = model, cfg, Path(out_dir), stage
+    def __init__(self, model: SidGenerator, cfg: StageConfig, out_dir: Path, stage: int, group: ProcessGroup = SINGLE):
+        self.model, self.cfg, self.out_dir, self.stage, self.group = model, cfg, Path(out_dir), stage, group
+        if group.device.type != "cpu":
+            model.to(group.device)
+        self.net = group.wrap(_StepLoss(model))
         scorer = [p for n, p in model.named_parameters() if n.startswith("affinity_scorer.")]
         rest = [p for n, p in model.named_parameters() if not n.startswith("affinity_scorer.")]
         groups = [{"params": rest}] + ([{"params": scorer, "lr": cfg.affinity_lr, "weight_decay": 0.0}] if scorer else [])
@@ -75,11 +94,18 @@ class StageTrainer:
         self.epoch = 0
         self.losses: list[float] = []
 
-    def try_resume(self) -> bool:
+    def _read_checkpoint(self) -> dict | None:
         path = self.out_dir / CHECKPOINT
         if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: never code
+
+    def try_resume(self) -> bool:
+        """Rank 0 reads the checkpoint and every rank resumes from that same state."""
+        path = self.out_dir / CHECKPOINT
+        state = self.group.broadcast(self._read_checkpoint() if self.group.is_main else None)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: never code
         if state["stage"] != self.stage:
             raise ValueError(f"{path} holds a stage-{state['stage']} checkpoint, expected stage {self.stage}")
         if state.get("model_config") != asdict(self.model.config):
@@ -92,6 +118,9 @@ class StageTrainer:
         return True
 
     def checkpoint(self) -> None:
+        self.group.main_only(self._write_checkpoint)
+
+    def _write_checkpoint(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = {"stage": self.stage, "model": self.model.state_dict(), "model_config": asdict(self.model.config), "optimizer": self.opt.state_dict(),
                  "epoch": self.epoch, "losses": self.losses, "config": asdict(self.cfg)}
@@ -101,21 +130,24 @@ class StageTrainer:
         (self.out_dir / "stage.json").write_text(json.dumps(
             {"stage": self.stage, "epochs_done": self.epoch, "losses": self.losses, "config": asdict(self.cfg)}, indent=2) + "\n")
 
-    def run(self, epoch_batches: Callable[[int], Iterator[torch.Tensor]], show_progress: bool = True,
+    def run(self, epoch_batches: Callable[[int], Iterator[Step]], show_progress: bool = True,
             stop_after: int | None = None) -> list[float]:
-        """epoch_batches(epoch) yields loss tensors; stop_after simulates an interruption (tests)."""
+        """epoch_batches(epoch) yields one `Step` per optimiser step; stop_after simulates an interruption (tests).
+        An epoch's loss is the mean of its global batches' losses (the same on every rank)."""
         bar = tqdm(range(self.epoch, self.cfg.epochs), desc=f"generator stage {self.stage}", unit="epoch",
-                   disable=not show_progress, initial=self.epoch, total=self.cfg.epochs)
+                   disable=not (show_progress and self.group.is_main), initial=self.epoch, total=self.cfg.epochs)
         for epoch in bar:
             torch.manual_seed(self.cfg.seed * 1000 + epoch)  # per-epoch seed: a resumed run replays the same epochs
             self.model.train()
             batch_losses = []
-            for loss in epoch_batches(epoch):
+            for step in epoch_batches(epoch):
                 self.opt.zero_grad(set_to_none=True)
+                loss = self.net(step)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 self.opt.step()
                 batch_losses.append(loss.item())
+            batch_losses = self.group.mean(batch_losses)  # each rank's share -> the global batch's loss
             self.epoch = epoch + 1
             self.losses.append(float(np.mean(batch_losses)) if batch_losses else float("nan"))
             bar.set_postfix(loss=f"{self.losses[-1]:.4f}")
@@ -127,18 +159,53 @@ class StageTrainer:
         return self.losses
 
 
-def _visual_batches(ex: VisualExamples, cfg: StageConfig, rng: np.random.Generator, n: int | None = None) -> Iterator[tuple[GeneratorInput, torch.Tensor]]:
+def _to_device(value, device: torch.device):
+    """Tensors (and the tensors of a batch dataclass) on `device`; untouched on the CPU."""
+    if device.type == "cpu" or value is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    return dataclasses.replace(value, **{f.name: _to_device(getattr(value, f.name), device)
+                                         for f in dataclasses.fields(value)})
+
+
+def _device_of(model: SidGenerator) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _zero_loss(model: SidGenerator) -> torch.Tensor:
+    """A rank whose shard of a small last batch is empty still takes part in the step (DDP needs every rank)."""
+    return sum(p.sum() * 0.0 for p in model.parameters())
+
+
+def _visual_batches(ex: VisualExamples, cfg: StageConfig, rng: np.random.Generator, n: int | None = None,
+                    group: ProcessGroup = SINGLE) -> Iterator[tuple[GeneratorInput, torch.Tensor, float]]:
+    """This rank's shard of each global batch of visual examples, and its share of the batch."""
     order = rng.permutation(len(ex.sids))[: n if n is not None else len(ex.sids)]
     for start in range(0, len(order), cfg.batch_size):
-        rows = order[start : start + cfg.batch_size]
-        yield make_input(ex.bank, rows), ex.sids[rows]
+        batch = order[start : start + cfg.batch_size]
+        rows = group.shard(batch)
+        yield make_input(ex.bank, rows), ex.sids[rows], group.share(len(rows), len(batch))
 
 
-def stage1_batches(model: SidGenerator, ex: VisualExamples, cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
-    def batches(epoch: int) -> Iterator[torch.Tensor]:
+def stage1_batches(model: SidGenerator, ex: VisualExamples, cfg: StageConfig,
+                   group: ProcessGroup = SINGLE) -> Callable[[int], Iterator[Step]]:
+    n_tokens = ex.bank.tokens.shape[1]
+
+    def step(inp: GeneratorInput, sids: torch.Tensor, keep: int | None, share: float) -> Step:
+        def loss(m: SidGenerator) -> torch.Tensor:
+            if not len(sids):
+                return _zero_loss(m)
+            device = _device_of(m)
+            targets = _to_device(sids, device)
+            value = sid_loss(m(_to_device(inp, device), targets, keep), targets)
+            return value * share if group.distributed else value
+        return loss
+
+    def batches(epoch: int) -> Iterator[Step]:
         rng = np.random.default_rng([cfg.seed, 1, epoch])
-        for inp, sids in _visual_batches(ex, cfg, rng):
-            yield sid_loss(model(inp, sids, _keep_tokens(cfg, inp.image_tokens.shape[1], rng)), sids)
+        for inp, sids, share in _visual_batches(ex, cfg, rng, group=group):
+            yield step(inp, sids, _keep_tokens(cfg, n_tokens, rng), share)
     return batches
 
 
@@ -151,32 +218,48 @@ def _user_context(users: UserFeatureTable, vrq: VRQArtifact, logq: QueryLog, row
 
 
 def stage2_batches(model: SidGenerator, ex: VisualExamples, logq: QueryLog, users: UserFeatureTable, vrq: VRQArtifact,
-                   cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+                   cfg: StageConfig, group: ProcessGroup = SINGLE) -> Callable[[int], Iterator[Step]]:
     q_rows, s_cols = np.nonzero(logq.clicked)
     weights_all = np.where(logq.ordered[q_rows, s_cols], cfg.order_weight, 1.0).astype(np.float32)
     targets_all = vrq.sids_of(logq.slate_items[q_rows, s_cols])
 
-    def batches(epoch: int) -> Iterator[torch.Tensor]:
+    def step(inp: GeneratorInput, sids: torch.Tensor, weights: torch.Tensor, share: float, keep: int | None,
+             mixed: tuple[GeneratorInput, torch.Tensor, float] | None) -> Step:
+        def loss(m: SidGenerator) -> torch.Tensor:
+            device = _device_of(m)
+            value = None
+            if len(sids):
+                targets = _to_device(sids, device)
+                part = sid_loss(m(_to_device(inp, device), targets, keep), targets, _to_device(weights, device))
+                value = part * share if group.distributed else part
+            if mixed is not None and len(mixed[1]):
+                targets = _to_device(mixed[1], device)
+                part = sid_loss(m(_to_device(mixed[0], device), targets, keep), targets)
+                part = part * mixed[2] if group.distributed else part
+                value = part if value is None else value + part
+            return _zero_loss(m) if value is None else value
+        return loss
+
+    def batches(epoch: int) -> Iterator[Step]:
         rng = np.random.default_rng([cfg.seed, 2, epoch])
         order = rng.permutation(len(q_rows))
         n_visual = int(len(order) * cfg.visual_mix / max(1e-6, 1 - cfg.visual_mix))
-        visual = _visual_batches(ex, cfg, rng, n_visual)
+        visual = _visual_batches(ex, cfg, rng, n_visual, group)
         for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            rows = q_rows[idx]
-            user = _user_context(users, vrq, logq, rows, model, rng.random() < cfg.user_drop_prob)
-            sids = torch.from_numpy(targets_all[idx])
+            batch = order[start : start + cfg.batch_size]
+            drop = rng.random() < cfg.user_drop_prob
             keep = _keep_tokens(cfg, logq.bank.tokens.shape[1], rng)
-            loss = sid_loss(model(make_input(logq.bank, rows, user), sids, keep), sids, torch.from_numpy(weights_all[idx]))
-            mixed = next(visual, None)
-            if mixed is not None:
-                loss = loss + sid_loss(model(mixed[0], mixed[1], keep), mixed[1])
-            yield loss
+            idx = group.shard(batch)
+            rows = q_rows[idx]
+            user = _user_context(users, vrq, logq, rows, model, drop)
+            share = group.share(float(weights_all[idx].sum()), float(weights_all[batch].sum()))
+            yield step(make_input(logq.bank, rows, user), torch.from_numpy(targets_all[idx]),
+                       torch.from_numpy(weights_all[idx]), share, keep, next(visual, None))
     return batches
 
 
 def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog, users: UserFeatureTable,
-                   vrq: VRQArtifact, cfg: StageConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+                   vrq: VRQArtifact, cfg: StageConfig, group: ProcessGroup = SINGLE) -> Callable[[int], Iterator[Step]]:
     """Listwise DPO (one chosen vs several rejected, the S-DPO form) on queries with a click and a skip."""
     chosen_col = np.where(logq.ordered.any(1), logq.ordered.argmax(1), logq.clicked.argmax(1))
     usable = np.flatnonzero(logq.clicked.any(1) & ((~logq.clicked) & (logq.slate_items >= 0)).any(1))
@@ -184,7 +267,23 @@ def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog,
     for p in reference.parameters():
         p.requires_grad_(False)
 
-    def batches(epoch: int) -> Iterator[torch.Tensor]:
+    def step(inp: GeneratorInput, sids: torch.Tensor, valid: torch.Tensor, n_rows: int, share: float) -> Step:
+        def loss(m: SidGenerator) -> torch.Tensor:
+            if not n_rows:
+                return _zero_loss(m)
+            device = _device_of(m)
+            batch, targets, ok = _to_device(inp, device), _to_device(sids, device), _to_device(valid, device)
+            policy = m.sequence_log_prob(batch, targets).view(n_rows, -1)
+            with torch.no_grad():
+                ref = reference.sequence_log_prob(batch, targets).view(n_rows, -1)
+            margin = cfg.dpo_beta * ((policy - ref)[:, 1:] - (policy - ref)[:, :1])
+            margin = margin.masked_fill(~ok[:, 1:], float("-inf"))
+            dpo = F.softplus(torch.logsumexp(margin, dim=1)).mean()  # −log σ(−log Σ_j exp(β(Δ_j − Δ_w)))
+            value = dpo - cfg.sft_weight * policy[:, 0].mean() / targets.shape[1]
+            return value * share if group.distributed else value
+        return loss
+
+    def batches(epoch: int) -> Iterator[Step]:
         rng = np.random.default_rng([cfg.seed, 3, epoch])
         order = rng.permutation(usable)
         half = max(1, cfg.batch_size // (1 + cfg.dpo_negatives))
@@ -195,19 +294,16 @@ def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog,
                 skipped = logq.slate_items[r][(~logq.clicked[r]) & (logq.slate_items[r] >= 0)]
                 pick = rng.choice(skipped, size=min(cfg.dpo_negatives, len(skipped)), replace=False)
                 negatives[i, : len(pick)] = pick
+            drop = rng.random() < cfg.user_drop_prob
+            mine = group.shard(np.arange(len(rows)))
+            share = group.share(len(mine), len(rows))
+            rows, negatives = rows[mine], negatives[mine]
             candidates = np.concatenate([logq.slate_items[rows, chosen_col[rows]][:, None], negatives], 1)  # (B, 1+N)
             valid = torch.from_numpy(candidates >= 0)
             flat_rows = np.repeat(rows, candidates.shape[1])
             sids = torch.from_numpy(np.maximum(vrq.sids_of(candidates.ravel()), 0))
-            user = _user_context(users, vrq, logq, flat_rows, model, rng.random() < cfg.user_drop_prob)
-            inp = make_input(logq.bank, flat_rows, user)
-            policy = model.sequence_log_prob(inp, sids).view(len(rows), -1)
-            with torch.no_grad():
-                ref = reference.sequence_log_prob(inp, sids).view(len(rows), -1)
-            margin = cfg.dpo_beta * ((policy - ref)[:, 1:] - (policy - ref)[:, :1])
-            margin = margin.masked_fill(~valid[:, 1:], float("-inf"))
-            dpo = F.softplus(torch.logsumexp(margin, dim=1)).mean()  # −log σ(−log Σ_j exp(β(Δ_j − Δ_w)))
-            yield dpo - cfg.sft_weight * policy[:, 0].mean() / sids.shape[1]
+            user = _user_context(users, vrq, logq, flat_rows, model, drop)
+            yield step(make_input(logq.bank, flat_rows, user), sids, valid, len(rows), share)
     return batches
 
 
