@@ -71,6 +71,8 @@ def beam_search(
     counts, even = torch.ones(b, dtype=torch.long), True  # even: every query has the same number of rows
     decoder_rows = 0
     floor_width = max(pruning.min_width, top_k, 1)
+    # the deepest level the decoder runs at: after it no cache is read again, so none is reordered
+    last_step = max((lvl for lvl in range(depth) if trie.vocab_sizes[lvl] > 1), default=-1)
     for level in range(depth):
         if trie.vocab_sizes[level] == 1:  # a one-token level (no collisions): log p = 0, skip the decoder
             logp = torch.zeros(len(query), 1)
@@ -120,7 +122,8 @@ def beam_search(
         token = flat % v
         src = first.index_select(0, q_idx) + flat // v  # the alive row each survivor extends
         node = trie.child(level, node.index_select(0, src), token)
-        decoder.reorder(src)
+        if level < last_step:
+            decoder.reorder(src)
         prefix = torch.cat([prefix.index_select(0, src), token[:, None]], 1)
         score = chosen
         query = q_idx
