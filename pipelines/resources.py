@@ -39,6 +39,11 @@ STEP_RESOURCES: dict[str, Resources] = {
     "deploy-canary": IO,
     "drift-report": DATA,
     "join-events": DATA,
+    "fetch-bundle": IO,
+    "new-catalogue-rows": DATA,
+    "refresh-catalogue": TRAIN,
+    "evaluate-listing": DATA,
+    "refresh-gate": SMALL,
 }
 
 
