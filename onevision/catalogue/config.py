@@ -10,6 +10,17 @@ from onevision.generator.finetune import FinetuneConfig
 class RefreshConfig:
     finetune: FinetuneConfig | None = field(default_factory=FinetuneConfig)  # None: SIDs and trie only (zero-shot)
     version: str | None = None  # the new bundle's version (default: the time it is written)
+    # Cascade: the click count a new item starts with (its popularity feature). "neighbours": the mean of its
+    # NEIGHBOUR_CLICKS visually nearest listed items'; "zero": none (it ranks below every clicked item).
+    cold_start_clicks: str = "neighbours"
+
+    def __post_init__(self) -> None:
+        if self.cold_start_clicks not in COLD_START:
+            raise ValueError(f"cold_start_clicks must be one of {COLD_START}, got {self.cold_start_clicks!r}")
+
+
+COLD_START = ("neighbours", "zero")
+NEIGHBOUR_CLICKS = 5
 
 
 @dataclass(frozen=True)

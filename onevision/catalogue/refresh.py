@@ -5,8 +5,9 @@ Both kinds share the frozen encoder: the new items' shop views are embedded with
 - generator: SIDs from the frozen VRQ codebooks (`onevision.vrq.extend`), the trie and SID→item map rebuilt,
   then (unless `finetune` is None) a short stage-1 fine-tune on the new items' views with replayed old views
   (`onevision.generator.finetune`), so the model emits the new SIDs and not only allows them;
-- cascade: the new items' embeddings join the ANN index and the item tables (clicks 0); delisted items leave
-  the index, so recall never returns them (they stay in the item tables, which users' histories refer to).
+- cascade: the new items' embeddings join the ANN index and the item tables, with a popularity prior (the mean
+  clicks of their visual neighbours, `RefreshConfig.cold_start_clicks`); delisted items leave the index, so
+  recall never returns them (they stay in the item tables, which users' histories refer to).
 
 The new bundle is written beside the output in a temporary directory and renamed into place when complete, with
 `refresh_manifest.json`: what was added (ids, SIDs, which codes were new), what was removed, the parent bundle's
@@ -127,7 +128,19 @@ def _finetune(stage: Path, encoder, vrq, rows: NewRows, replay: pd.DataFrame | N
             "losses": [round(x, 5) for x in losses], "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _refresh_cascade(parent: Path, stage: Path, rows: NewRows, delisted: np.ndarray, bar) -> dict:
+def _prior_clicks(table, item_emb: np.ndarray, how: str) -> np.ndarray:
+    """The clicks new items start with: 0, or the mean of their nearest listed items' (by embedding)."""
+    from onevision.catalogue.config import NEIGHBOUR_CLICKS
+
+    if how == "zero" or not len(table.item_ids):
+        return np.zeros(len(item_emb), np.float64)
+    k = min(NEIGHBOUR_CLICKS, len(table.item_ids))
+    nearest = np.argsort(-(item_emb @ table.emb.T), axis=1, kind="stable")[:, :k]
+    return table.clicks[nearest].mean(1).astype(np.float64)
+
+
+def _refresh_cascade(parent: Path, stage: Path, rows: NewRows, delisted: np.ndarray, config: RefreshConfig,
+                     bar) -> dict:
     from onevision.cascade.items import ItemTable
     from onevision.cascade.recall import AnnRecall
 
@@ -141,15 +154,15 @@ def _refresh_cascade(parent: Path, stage: Path, rows: NewRows, delisted: np.ndar
     bar.update()
     bar.set_postfix_str("update index")
     items = rows.items
-    n = len(rows.item_ids)
     new = ItemTable(item_ids=rows.item_ids, brand=items["brand"].to_numpy(np.int64),
                     price_band=items["price_band"].to_numpy(np.int64), category=items["category"].to_numpy(np.int64),
-                    clicks=np.zeros(n, np.float64), emb=item_emb.astype(np.float32))
+                    clicks=_prior_clicks(tables["rank"], item_emb, config.cold_start_clicks),
+                    emb=item_emb.astype(np.float32))
     recall.updated(rows.item_ids, item_emb, delisted).save(stage / "cascade" / "recall")
     for name, table in tables.items():
         table.with_items(new).save(stage / "cascade" / name)
     bar.update(2)
-    return {"added": [{"item_id": int(i)} for i in rows.item_ids],
+    return {"added": [{"item_id": int(i), "prior_clicks": round(float(c), 3)} for i, c in zip(rows.item_ids, new.clicks)],
             "removed": [{"item_id": int(i)} for i in np.unique(delisted)], "finetune": None}
 
 
@@ -174,7 +187,7 @@ def refresh_bundle(bundle_dir: Path | str, rows: NewRows, out_dir: Path | str, *
             if meta.kind == "generator":
                 change = _refresh_generator(parent, stage, rows, delisted, replay_views, config, bar)
             else:
-                change = _refresh_cascade(parent, stage, rows, delisted, bar)
+                change = _refresh_cascade(parent, stage, rows, delisted, config, bar)
             version = config.version or new_version()
             manifest = {"format_version": MANIFEST_FORMAT, "kind": meta.kind, "version": version,
                         "parent": bundle_identity(parent), **change,

@@ -65,7 +65,6 @@ def test_new_items_share_their_shallow_code_with_their_visual_neighbours(refresh
     nearest = feats.item_ids[np.where(other_category, -np.inf, emb @ feats.item_emb.T).argmax(1)]
     vrq = VRQArtifact.load(refreshed["generator"] / "vrq")
     agree = vrq.sids_of(new_rows.item_ids)[:, 0] == vrq.sids_of(nearest)[:, 0]
-    print(agree.mean())
     assert agree.mean() >= 0.75
 
 
@@ -117,25 +116,32 @@ def test_delisted_items_are_never_returned_by_either_arm(new_item_models, tmp_pa
 
 
 def test_refresh_raises_new_item_recall_from_zero(new_item_models, new_rows, tmp_path) -> None:
-    """End to end on the tiny world: before, neither arm can return a new item; after, the cascade finds new
-    items' query photos and the fine-tuned generator its shop views."""
+    """End to end on the tiny world: before, neither arm returns a new item for a query photo of one (as served);
+    after the refresh (the generator fine-tuned), both do."""
     from onevision.catalogue.config import ListingEvalConfig
     from onevision.catalogue.evaluate import listing_recall
     from onevision.generator.finetune import FinetuneConfig
 
     world = load_world(new_item_models.world)
-    cascade_before = listing_recall(load_retriever(new_item_models.cascade_bundle), world, ListingEvalConfig())
-    assert cascade_before.n_new > 0 and cascade_before.new == 0.0
-    cascade = refresh_bundle(new_item_models.cascade_bundle, new_rows, tmp_path / "cascade", config=ZERO_SHOT)
-    assert listing_recall(load_retriever(cascade.bundle_dir), world, ListingEvalConfig()).new > 0.0
+    configs = {"generator": RefreshConfig(FinetuneConfig(augmented_copies=1)), "cascade": ZERO_SHOT}
+    for kind, bundle in (("generator", new_item_models.generator_bundle), ("cascade", new_item_models.cascade_bundle)):
+        before = listing_recall(load_retriever(bundle), world, ListingEvalConfig())
+        assert before.n_new > 0 and before.new == 0.0
+        out = refresh_bundle(bundle, new_rows, tmp_path / kind, replay_views=world.item_views,
+                             config=configs[kind]).bundle_dir
+        assert listing_recall(load_retriever(out), world, ListingEvalConfig()).new > 0.0, kind
 
+
+def test_the_fine_tune_teaches_the_generator_the_new_items_views(new_item_models, new_rows, tmp_path) -> None:
+    from onevision.generator.finetune import FinetuneConfig
+
+    world = load_world(new_item_models.world)
     images, ids = _shop_views(new_rows, new_rows.item_ids), new_rows.views["item_id"].to_numpy()
     found = lambda bundle: (load_retriever(bundle).retrieve(images, None, 10).item_ids == ids[:, None]).any(1).mean()  # noqa: E731
-    assert found(new_item_models.generator_bundle) == 0.0
-    config = RefreshConfig(FinetuneConfig(epochs=6, lr=1e-3, augmented_copies=1))
-    tuned = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "generator",
-                           replay_views=world.item_views, config=config)
-    assert found(tuned.bundle_dir) >= 0.5
+    zero_shot = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "zs", config=ZERO_SHOT)
+    tuned = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "ft",
+                           replay_views=world.item_views, config=RefreshConfig(FinetuneConfig(augmented_copies=1)))
+    assert found(tuned.bundle_dir) > found(zero_shot.bundle_dir) + 0.2
     assert tuned.finetune_seconds < 60
     manifest = read_manifest(tuned.bundle_dir)["finetune"]
     assert manifest["replay_views"] == manifest["new_views"] == len(new_rows.views)
@@ -154,6 +160,7 @@ def test_a_refresh_is_deterministic(new_item_models, new_rows, tmp_path) -> None
 
 def test_an_existing_output_is_refused(new_item_models, new_rows, tmp_path) -> None:
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "something").write_text("")
     with pytest.raises(FileExistsError, match="exists already"):
         refresh_bundle(new_item_models.cascade_bundle, new_rows, tmp_path / "out", config=ZERO_SHOT)
 
