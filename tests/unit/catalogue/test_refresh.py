@@ -191,3 +191,11 @@ def test_delisting_an_unknown_item_is_refused(new_item_models, new_rows, tmp_pat
     with pytest.raises(CatalogueTableError, match="delisted items not in"):
         refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "out", delisted=[999_999],
                        config=ZERO_SHOT)
+
+
+def test_a_brand_beyond_a_full_attribute_table_is_refused(new_item_models, new_rows, tmp_path) -> None:
+    """The tiny preset's attribute level has exactly 8 brands x 5 price bands codes: a ninth brand has no code."""
+    rows = NewRows(new_rows.items.assign(brand=8), new_rows.views)
+    with pytest.raises(SidSpaceFull, match="brand 8 x price band .* none of its 40 codes is free"):
+        refresh_bundle(new_item_models.generator_bundle, rows, tmp_path / "out", config=ZERO_SHOT)
+    assert not (tmp_path / "out").exists()
