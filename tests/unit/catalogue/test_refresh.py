@@ -123,7 +123,8 @@ def test_refresh_raises_new_item_recall_from_zero(new_item_models, new_rows, tmp
     from onevision.generator.finetune import FinetuneConfig
 
     world = load_world(new_item_models.world)
-    configs = {"generator": RefreshConfig(FinetuneConfig(augmented_copies=1)), "cascade": ZERO_SHOT}
+    configs = {"generator": RefreshConfig(FinetuneConfig(epochs=10, lr=1e-3, distill=1.0, augmented_copies=1)),
+               "cascade": ZERO_SHOT}
     for kind, bundle in (("generator", new_item_models.generator_bundle), ("cascade", new_item_models.cascade_bundle)):
         before = listing_recall(load_retriever(bundle), world, ListingEvalConfig())
         assert before.n_new > 0 and before.new == 0.0
@@ -140,7 +141,8 @@ def test_the_fine_tune_teaches_the_generator_the_new_items_views(new_item_models
     found = lambda bundle: (load_retriever(bundle).retrieve(images, None, 10).item_ids == ids[:, None]).any(1).mean()  # noqa: E731
     zero_shot = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "zs", config=ZERO_SHOT)
     tuned = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / "ft",
-                           replay_views=world.item_views, config=RefreshConfig(FinetuneConfig(augmented_copies=1)))
+                           replay_views=world.item_views,
+                           config=RefreshConfig(FinetuneConfig(epochs=10, lr=1e-3, distill=1.0, augmented_copies=1)))
     assert found(tuned.bundle_dir) > found(zero_shot.bundle_dir) + 0.2
     assert tuned.finetune_seconds < 60
     manifest = read_manifest(tuned.bundle_dir)["finetune"]
