@@ -14,6 +14,7 @@ def refresh_gate(
     report: Output[Markdown],
     new_within: float = 0.10,
     old_tolerance: float = 0.01,
+    parity_passed: bool = True,
 ) -> NamedTuple("Outputs", passed=bool):
     """Passes when new items' recall is within `new_within` (relative) of old items' after the refresh, and old
     items' recall moved by at most `old_tolerance` (absolute).
@@ -25,9 +26,11 @@ def refresh_gate(
         report: The verdict, as Markdown.
         new_within: Allowed relative shortfall of new items' recall against old items'.
         old_tolerance: Allowed absolute change of old items' recall.
+        parity_passed: The refreshed bundle's parity verdict; the gate passes only with it (one condition
+            for the canary).
 
     Returns:
-        passed: Whether the refreshed bundle may go on to the canary.
+        passed: Whether the refreshed bundle may go on to the canary (both gates passed).
     """
     from collections import namedtuple
 
@@ -36,7 +39,9 @@ def refresh_gate(
 
     verdict = refresh_gate_step(input_dir(before, "before"), input_dir(after, "after"), output_dir(gate),
                                 new_within, old_tolerance)
+    passed = bool(verdict["passed"] and parity_passed)
+    reasons = verdict["reasons"] + ([] if parity_passed else ["the refreshed bundle failed the parity gate"])
     write_text(report, verdict["markdown"])
-    gate.metadata.update({"passed": verdict["passed"], "reasons": verdict["reasons"]})
+    gate.metadata.update({"passed": passed, "refresh_passed": verdict["passed"], "reasons": reasons})
     print(verdict["markdown"])
-    return namedtuple("Outputs", ["passed"])(verdict["passed"])
+    return namedtuple("Outputs", ["passed"])(passed)

@@ -1,9 +1,9 @@
 """The `onevision-refresh` pipeline: new products findable the day they list, without a retrain.
 
 world (with the new rows) -> GX validation -> the new rows -> refresh both bundles -> recall on new vs old items,
-before and after -> refresh gate (the generator: new within 10% of old, old unchanged) and, like any model version,
-evaluation + parity gate of the refreshed generator against the refreshed cascade -> archive + canary when both
-pass, the reasons when not."""
+before and after; like any model version, evaluation + parity gate of the refreshed generator against the refreshed
+cascade -> refresh gate (the generator: new within 10% of old, old unchanged; it folds in the parity verdict)
+-> archive + canary when it passes, the reasons when not."""
 
 from kfp import dsl
 
@@ -98,25 +98,26 @@ def onevision_refresh(
             into[kind] = _step(evaluate_listing(bundle=model, world=world, preset=preset, config=listing_config,
                                                 listed_by=listed_by), f"new vs old items: {kind} {label}")
 
-    gate = _step(refresh_gate(before=before["generator"].outputs["evaluation"],
-                              after=after["generator"].outputs["evaluation"], new_within=new_within,
-                              old_tolerance=old_tolerance), "refresh gate")
-    _step(refresh_gate(before=before["cascade"].outputs["evaluation"], after=after["cascade"].outputs["evaluation"],
-                       new_within=new_within, old_tolerance=old_tolerance), "refresh gate (cascade, reported)")
     evaluations = {kind: _step(evaluate_model(bundle=refreshed[kind], world=world, preset=preset, config=eval_config),
                                f"evaluate refreshed {kind}") for kind in refreshed}
     parity = _step(parity_gate(generator_evaluation=evaluations["generator"].outputs["evaluation"],
                                cascade_evaluation=evaluations["cascade"].outputs["evaluation"], epsilon=epsilon),
                    "parity gate")
+    # One condition for the canary (kfp.local cannot resolve a condition nested in another): the generator's
+    # refresh gate folds in the parity verdict.
+    gate = _step(refresh_gate(before=before["generator"].outputs["evaluation"],
+                              after=after["generator"].outputs["evaluation"], new_within=new_within,
+                              old_tolerance=old_tolerance, parity_passed=parity.outputs["passed"]), "refresh gate")
+    _step(refresh_gate(before=before["cascade"].outputs["evaluation"], after=after["cascade"].outputs["evaluation"],
+                       new_within=new_within, old_tolerance=old_tolerance), "refresh gate (cascade, reported)")
 
     with dsl.If(gate.outputs["passed"] == True, name="refresh-passed"):  # noqa: E712 - a KFP condition
-        with dsl.If(parity.outputs["passed"] == True, name="parity-passed"):  # noqa: E712
-            archive = _step(build_archive(bundle=refreshed["generator"], parity=parity.outputs["parity"],
-                                          model_name=model_name), "archive")
-            deploy = _step(deploy_canary(model_store=archive.outputs["model_store"], storage_uri=storage_uri,
-                                         canary_percent=canary_percent, name=model_name, namespace=namespace,
-                                         target=deploy_target, s3_endpoint=s3_endpoint),
-                           "deploy canary", cache=False)  # a side effect on the cluster: never skipped by the cache
-            with_s3_secret(deploy, s3_secret)
-        with dsl.Else(name="parity-failed"):
-            _step(gate_failure_report(parity=parity.outputs["parity"]), "gate failure reasons")
+        archive = _step(build_archive(bundle=refreshed["generator"], parity=parity.outputs["parity"],
+                                      model_name=model_name), "archive")
+        deploy = _step(deploy_canary(model_store=archive.outputs["model_store"], storage_uri=storage_uri,
+                                     canary_percent=canary_percent, name=model_name, namespace=namespace,
+                                     target=deploy_target, s3_endpoint=s3_endpoint),
+                       "deploy canary", cache=False)  # a side effect on the cluster: never skipped by the cache
+        with_s3_secret(deploy, s3_secret)
+    with dsl.Else(name="refresh-failed"):
+        _step(gate_failure_report(parity=parity.outputs["parity"]), "gate failure reasons")

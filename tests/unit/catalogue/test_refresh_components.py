@@ -42,4 +42,7 @@ def test_the_components_refresh_a_bundle_and_gate_it(new_item_models, tmp_path: 
     loose = refresh_gate.python_func(evaluations["before"], evaluations["after"], gate, report, new_within=1.0,
                                      old_tolerance=1.0)
     assert loose.passed and not strict.passed and gate.metadata["passed"] is True
+    no_parity = refresh_gate.python_func(evaluations["before"], evaluations["after"], gate, report, new_within=1.0,
+                                         old_tolerance=1.0, parity_passed=False)
+    assert not no_parity.passed and "failed the parity gate" in gate.metadata["reasons"][-1]
     assert "Refresh gate" in (tmp_path / "gate.md").read_text()

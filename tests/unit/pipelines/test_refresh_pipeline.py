@@ -48,15 +48,17 @@ def test_the_new_rows_are_validated_before_anything_is_refreshed(spec: dict) -> 
         assert "new-catalogue-rows" in tasks[refresh]["dependentTasks"]
 
 
-def test_the_canary_needs_the_refresh_gate_and_the_parity_gate(spec: dict) -> None:
+def test_the_canary_needs_the_refresh_gate_which_folds_in_parity(spec: dict) -> None:
     tasks = _all_tasks(spec)
     members = {name: set(spec["components"][t["componentRef"]["name"]]["dag"]["tasks"])
                for name, t in tasks.items() if t.get("triggerPolicy", {}).get("condition")}
-    condition = {name: tasks[name]["triggerPolicy"]["condition"] for name in members}
-    parity = next(n for n, m in members.items() if m == {"build-archive", "deploy-canary"})
-    refresh = next(n for n, m in members.items() if "condition-branches-2" in m or parity in str(m))
-    assert condition[parity] == "inputs.parameter_values['pipelinechannel--parity-gate-passed'] == true"
-    assert condition[refresh] == "inputs.parameter_values['pipelinechannel--refresh-gate-passed'] == true"
+    passed = next(n for n, m in members.items() if m == {"build-archive", "deploy-canary"})
+    failed = next(n for n, m in members.items() if m == {"gate-failure-report"})
+    condition = "inputs.parameter_values['pipelinechannel--refresh-gate-passed'] == true"
+    assert tasks[passed]["triggerPolicy"]["condition"] == condition
+    assert tasks[failed]["triggerPolicy"]["condition"] == f"!({condition})"
+    assert tasks["refresh-gate"]["inputs"]["parameters"]["parity_passed"]["taskOutputParameter"]["producerTask"] \
+        == "parity-gate"
     assert set(tasks["deploy-canary"]["dependentTasks"]) == {"build-archive"}
     assert tasks["deploy-canary"]["cachingOptions"].get("enableCache", False) is False
 
