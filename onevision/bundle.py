@@ -61,8 +61,6 @@ def _copy(src: Path | None, dst: Path, what: str) -> None:
 def write_bundle(kind: str, out_dir: Path, *, encoder_dir: Path, vrq_dir: Path | None = None,
                  generator_dir: Path | None = None, cascade_dir: Path | None = None,
                  userfeatures_dir: Path | None = None, version: str | None = None) -> Path:
-    from onevision import __version__
-
     if kind not in KINDS:
         raise ValueError(f"bundle kind must be one of {KINDS}, got {kind!r}")
     out_dir = Path(out_dir)
@@ -79,9 +77,23 @@ def write_bundle(kind: str, out_dir: Path, *, encoder_dir: Path, vrq_dir: Path |
             _copy(uf, out_dir / "userfeatures", "user features")
     else:
         _copy(cascade_dir, out_dir / "cascade", "cascade")
-    meta = BundleMeta(kind, version or time.strftime("%Y%m%d%H%M%S"), time.time(), __version__, file_hashes(out_dir))
-    (out_dir / BUNDLE_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n")
+    seal_bundle(out_dir, kind, version)
     return out_dir
+
+
+def new_version() -> str:
+    """A bundle version named by the time it was written."""
+    return time.strftime("%Y%m%d%H%M%S")
+
+
+def seal_bundle(bundle_dir: Path, kind: str, version: str | None = None) -> BundleMeta:
+    """Write bundle.json for a directory holding a bundle's files: its kind, version (default: `new_version()`)
+    and the sha256 of every file."""
+    from onevision import __version__
+
+    meta = BundleMeta(kind, version or new_version(), time.time(), __version__, file_hashes(bundle_dir))
+    (Path(bundle_dir) / BUNDLE_FILE).write_text(json.dumps(meta.to_json(), indent=2) + "\n")
+    return meta
 
 
 class BundleIntegrityError(ValueError):

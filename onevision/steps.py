@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from onevision.cascade.config import CascadeConfig
+from onevision.catalogue.config import ListingEvalConfig, RefreshConfig
 from onevision.evaluation.config import EvalConfig
+from onevision.generator.finetune import FinetuneConfig
 from onevision.generator.options import DecodeOptions
 from onevision.generator.staging import GeneratorTrainingConfig
 from onevision.vision.config import EncoderConfig, EncoderTrainConfig
@@ -65,6 +67,8 @@ class StepConfigs:
     cascade: CascadeConfig = field(default_factory=CascadeConfig)
     generator: GeneratorTrainingConfig = field(default_factory=GeneratorTrainingConfig)
     eval: EvalStepConfig = field(default_factory=EvalStepConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    listing: ListingEvalConfig = field(default_factory=ListingEvalConfig)
 
 
 def tiny_configs(seed: int = 7) -> StepConfigs:
@@ -78,6 +82,7 @@ def tiny_configs(seed: int = 7) -> StepConfigs:
         generator=GeneratorTrainingConfig(d_model=32, heads=2, encoder_layers=1, decoder_layers=1, stage1_epochs=2,
                                       stage2_epochs=1, stage3_epochs=1, batch_size=64, augmented_copies=0),
         eval=EvalStepConfig(EvalConfig(ks=(1, 10), latency_samples=5), DecodeOptions(beam_width=10)),
+        refresh=RefreshConfig(FinetuneConfig(epochs=2, augmented_copies=1)),
     )
 
 
@@ -162,7 +167,7 @@ def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig
 
     start = time.perf_counter()
     group = group or SINGLE
-    world = load_world(world_dir)
+    world = load_world(world_dir).for_training()
     data = ItemImages.from_world(world)
     family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
     image_size = world.config.image_size if world.config else data.images.shape[1]
@@ -193,7 +198,7 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
     vrq_config = config.quantizer
     attributes = None
     if vrq_config.attribute_level is not None:
-        world = load_world(world_dir)
+        world = load_world(world_dir).for_training()
         items = world.items.set_index("item_id").loc[feats.item_ids]
         brand, band = items["brand"].to_numpy(np.int64), items["price_band"].to_numpy(np.int64)
         attributes = ItemAttributes(brand, band, world.config.brands if world.config else int(brand.max()) + 1,
@@ -208,9 +213,10 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
 def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: CascadeConfig | None = None,
                        show_progress: bool = True) -> CascadeStepResult:
     from onevision.cascade import Cascade
+    from onevision.world import load_world
 
     start = time.perf_counter()
-    cascade = Cascade.fit(world_dir, encoder_dir, config or CascadeConfig(), show_progress)
+    cascade = Cascade.fit(load_world(world_dir).for_training(), encoder_dir, config or CascadeConfig(), show_progress)
     cascade.save(out_dir)
     return CascadeStepResult(str(out_dir), round(time.perf_counter() - start, 2))
 
@@ -264,3 +270,45 @@ def parity_step(generator_metrics_dir: Path, cascade_metrics_dir: Path, out_dir:
     report.save(out_dir)
     return report
 
+
+
+def refresh_step(bundle_dir: Path, items_path: Path, views_path: Path, out_dir: Path, *,
+                 delisted: list[int] | None = None, replay_views_path: Path | None = None,
+                 config: RefreshConfig | None = None, show_progress: bool = False) -> dict:
+    """A new version of a bundle (either kind) with the new items of `items_path`/`views_path` (world schema)
+    and without `delisted` (onevision.catalogue.refresh)."""
+    import pyarrow.parquet as pq
+
+    from onevision.catalogue.refresh import refresh_bundle
+    from onevision.catalogue.tables import read_new_rows
+
+    rows = read_new_rows(items_path, views_path)
+    replay = None if replay_views_path is None else pq.read_table(replay_views_path).to_pandas()
+    return refresh_bundle(bundle_dir, rows, out_dir, delisted=delisted, replay_views=replay,
+                          config=config or RefreshConfig(), show_progress=show_progress).to_dict()
+
+
+def listing_eval_step(bundle_dir: Path, world_dir: Path, out_dir: Path | None = None,
+                      config: ListingEvalConfig = ListingEvalConfig(), decode: DecodeOptions = _gated_decode(),
+                      listed_by: int | None = None) -> dict:
+    """Recall@k on the split's queries for new vs old items (onevision.catalogue.evaluate)."""
+    from onevision.bundle import load_retriever
+    from onevision.catalogue.evaluate import listing_recall
+
+    result = listing_recall(load_retriever(bundle_dir, decode), world_dir, config, listed_by)
+    if out_dir is not None:
+        result.save(out_dir)
+    return result.to_json()
+
+
+def refresh_gate_step(before_dir: Path, after_dir: Path, out_dir: Path, new_within: float | None = None,
+                      old_tolerance: float | None = None) -> dict:
+    """The refresh gate on two listing evaluations (onevision.catalogue.gate); thresholds default to the gate's."""
+    from onevision.catalogue.evaluate import ListingRecall
+    from onevision.catalogue.gate import RefreshGate
+
+    gate = RefreshGate(**{k: v for k, v in (("new_within", new_within), ("old_tolerance", old_tolerance))
+                          if v is not None})
+    report = gate.check(ListingRecall.load(before_dir), ListingRecall.load(after_dir))
+    report.save(out_dir)
+    return {"passed": report.passed, "reasons": report.reasons, "markdown": report.markdown()}

@@ -28,7 +28,8 @@ ParamOpt = Annotated[
     Optional[list[str]],
     typer.Option("--param", "-p", help="Pipeline argument KEY=VALUE (VALUE parsed as JSON when it is JSON); repeatable."),
 ]
-PipelineOpt = Annotated[str, typer.Option("--pipeline", help=f"{TRAIN} or {DRIFT}.")]
+PipelineOpt = Annotated[str, typer.Option("--pipeline", help=f"{TRAIN}, {DRIFT} or onevision-refresh (its "
+                                                             "arguments as --param KEY=VALUE).")]
 
 
 

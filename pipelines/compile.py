@@ -14,9 +14,10 @@ COMPILED_DIR = Path(__file__).with_name("compiled")
 def pipelines() -> dict[str, Callable]:
     """Pipeline name -> pipeline function."""
     from pipelines.drift import PIPELINE_NAME as DRIFT, onevision_drift
+    from pipelines.refresh import PIPELINE_NAME as REFRESH, onevision_refresh
     from pipelines.train import PIPELINE_NAME as TRAIN, onevision_train
 
-    return {TRAIN: onevision_train, DRIFT: onevision_drift}
+    return {TRAIN: onevision_train, DRIFT: onevision_drift, REFRESH: onevision_refresh}
 
 
 def compiled_path(name: str, out_dir: Path = COMPILED_DIR) -> Path:

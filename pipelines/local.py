@@ -202,9 +202,9 @@ def _collect(pipeline: str, graph: PipelineGraph, run_dir: Path, pipeline_dir: P
 
 
 def local_arguments(pipeline: str, run_dir: Path, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The train pipeline deploys locally by default: manifest + model store under the run directory."""
+    """The train and refresh pipelines deploy locally by default: manifest + model store under the run directory."""
     args = dict(arguments or {})
-    if pipeline == "onevision-train":
+    if pipeline in ("onevision-train", "onevision-refresh"):
         for key, value in LOCAL_TRAIN_DEFAULTS.items():
             args.setdefault(key, value)
         args.setdefault("storage_uri", (run_dir / "model-store").as_uri())  # file://: a URI, as KServe expects

@@ -40,6 +40,11 @@ STEP_RESOURCES: dict[str, Resources] = {
     "drift-report": DATA,
     "join-events": DATA,
     "materialize-features": IO,
+    "fetch-bundle": IO,
+    "new-catalogue-rows": DATA,
+    "refresh-catalogue": TRAIN,
+    "evaluate-listing": DATA,
+    "refresh-gate": SMALL,
 }
 
 

@@ -55,6 +55,15 @@ class ItemTable:
             emb=features.item_emb.astype(np.float32),
         )
 
+    def with_items(self, new: ItemTable) -> ItemTable:
+        """This table and `new`'s items (a catalogue refresh), sorted by id; the ids must be new."""
+        clash = np.intersect1d(self.item_ids, new.item_ids)
+        if len(clash):
+            raise ValueError(f"items already in the item table: {clash[:5].tolist()}")
+        order = np.argsort(np.concatenate([self.item_ids, new.item_ids]), kind="stable")
+        return ItemTable(**{name: np.concatenate([getattr(self, name), getattr(new, name)])[order]
+                            for name in self.__dataclass_fields__})
+
     @property
     def n_price_bands(self) -> int:
         return int(self.price_band.max()) + 1 if len(self.price_band) else 1

@@ -40,6 +40,21 @@ class AnnRecall:
         index.add(emb)
         return cls(index, item_ids, config)
 
+    def updated(self, add_ids: np.ndarray, add_emb: np.ndarray, remove_ids: np.ndarray | None = None) -> AnnRecall:
+        """A new index over this one's items without `remove_ids`, plus `add_ids` with their embeddings (a
+        catalogue refresh). The stored vectors are read back and the index is rebuilt with the same config, so
+        flat and HNSW indexes behave alike (HNSW cannot delete in place)."""
+        add_ids = np.asarray(add_ids, np.int64)
+        remove = np.asarray([] if remove_ids is None else remove_ids, np.int64)
+        clash = np.intersect1d(add_ids, self.item_ids)
+        if len(clash):
+            raise ValueError(f"items already in the ANN index: {clash[:5].tolist()}")
+        keep = ~np.isin(self.item_ids, remove)
+        stored = self.index.reconstruct_n(0, self.index.ntotal)
+        add = np.asarray(add_emb, np.float32).reshape(len(add_ids), self.dim)
+        return AnnRecall.fit(np.concatenate([self.item_ids[keep], add_ids]),
+                             np.concatenate([stored[keep], add]), self.config)
+
     @property
     def dim(self) -> int:
         return self.index.d

@@ -119,7 +119,7 @@ def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path
     if stage > 1 and init_dir is None:
         raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
     torch.manual_seed(config.seed)
-    world = load_world(world_dir)
+    world = load_world(world_dir).for_training()  # the catalogue as listed by the last training day
     encoder = ImageEncoder.load(encoder_dir)
     vrq = VRQArtifact.load(vrq_dir)
     users = UserFeatureTable.fit(world, "train") if stage > 1 else None

@@ -46,15 +46,21 @@ class CatalogueFeatures:
             return cls(**{k: z[k] for k in z.files})
 
 
-def compute_features(encoder: ImageEncoder, world: World) -> CatalogueFeatures:
-    items = world.items.sort_values("item_id")
-    item_ids = items["item_id"].to_numpy(np.int64)
-    views = world.item_views
+def view_features(encoder: ImageEncoder, item_ids: np.ndarray, views) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item_emb (N, D), view_emb (M, D), view_item_row (M,)) of the items `item_ids` (sorted) from their shop
+    views (an `item_views` table): an item's embedding is the L2-normalised mean of its views' embeddings."""
     view_emb, _ = encode_images(encoder, decode_images(views["image"].tolist()))
     view_rows = np.searchsorted(item_ids, views["item_id"].to_numpy(np.int64))
     sums = np.zeros((len(item_ids), view_emb.shape[1]), np.float32)
     np.add.at(sums, view_rows, view_emb)
     item_emb = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-8)
+    return item_emb, view_emb, view_rows
+
+
+def compute_features(encoder: ImageEncoder, world: World) -> CatalogueFeatures:
+    items = world.items.sort_values("item_id")
+    item_ids = items["item_id"].to_numpy(np.int64)
+    item_emb, view_emb, view_rows = view_features(encoder, item_ids, world.item_views)
 
     def photos(split: str) -> tuple[np.ndarray, np.ndarray]:
         q = world.queries_of(split)

@@ -47,6 +47,14 @@ def category_code_mask(categories: np.ndarray, n_codes: int) -> np.ndarray:
     return mask
 
 
+def fused_representation(item_emb: np.ndarray, view_emb: np.ndarray, view_item_row: np.ndarray) -> np.ndarray:
+    """float32 (N, D): what VRQ quantises for each item, the mean of its embedding and its views' embeddings."""
+    counts = np.bincount(view_item_row, minlength=len(item_emb))[:, None]
+    sums = item_emb.astype(np.float32).copy()
+    np.add.at(sums, view_item_row, view_emb)
+    return (sums / (1 + counts)).astype(np.float32)
+
+
 def _masked_argmin(d: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return (np.where(mask, d, np.inf) if mask is not None else d).argmin(1)
 
@@ -165,10 +173,7 @@ class VisionAlignedRQ:
                 raise ValueError(f"attribute_level={config.attribute_level} needs the attributes of all {n} items")
             attributes.code_table(config.codebook_sizes[config.attribute_level])  # raises when they do not fit
             item_attribute = attributes.codes()
-        counts = np.bincount(view_item_row, minlength=n)[:, None]
-        sums = item_emb.astype(np.float32).copy()
-        np.add.at(sums, view_item_row, view_emb)
-        item_res = (sums / (1 + counts)).astype(np.float32)  # fused multi-view representation
+        item_res = fused_representation(item_emb, view_emb, view_item_row)
         view_res = view_emb.astype(np.float32).copy()
         cat_mask = category_code_mask(item_category, config.codebook_sizes[0]) if config.category_partition else None
         codebooks, codes, rotation = [], [], None

@@ -123,11 +123,22 @@ def generate_world(cfg: WorldConfig, out: Path, progress: Callable[[Iterable], I
     return out
 
 
+def _kept(table: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows where `keep`; the table itself (the same object) when every row is kept."""
+    return table if keep.all() else table[keep].reset_index(drop=True)
+
+
 @dataclass
 class World:
-    """A world directory: the five tables (loaded lazily) plus, when present, the oracle."""
+    """A world directory: the five tables (loaded lazily) plus, when present, the oracle.
+
+    `listed_by`: the catalogue as it was listed on that day. `items` and `item_views` hold only the items with
+    `first_day <= listed_by`, `queries` (and `impressions`) only the queries for them, so a model trained on it
+    has never seen a product listed later (the training steps use `for_training()`). The oracle
+    (`catalogue_facts`, `behaviour`) always knows every item."""
 
     root: Path
+    listed_by: int | None = None  # None: every item
 
     def table(self, name: str) -> pd.DataFrame:
         path = self.root / schema.TABLES_BY_NAME[name].filename
@@ -135,13 +146,32 @@ class World:
             raise FileNotFoundError(f"world table '{name}' is missing: expected {path}")
         return pq.read_table(path).to_pandas()
 
+    def listed(self, day: int | None) -> "World":
+        """This world with the catalogue as listed by `day` (None: every item)."""
+        return World(self.root, day)
+
+    def for_training(self) -> "World":
+        """The catalogue as listed by the last day of the training data (train + val days): what every
+        training step sees. A world without its config (no world.json) keeps every item."""
+        cfg = self.config
+        return self.listed(None if cfg is None else cfg.test_start_day - 1)
+
     @cached_property
-    def items(self) -> pd.DataFrame:
+    def all_items(self) -> pd.DataFrame:
+        """Every item of the world, listed or not."""
         return self.table("items")
 
     @cached_property
+    def items(self) -> pd.DataFrame:
+        it = self.all_items
+        return it if self.listed_by is None else _kept(it, it["first_day"].to_numpy() <= self.listed_by)
+
+    @cached_property
     def item_views(self) -> pd.DataFrame:
-        return self.table("item_views")
+        views = self.table("item_views")
+        if self.listed_by is None:
+            return views
+        return _kept(views, views["item_id"].isin(self.items["item_id"]).to_numpy())
 
     @cached_property
     def users(self) -> pd.DataFrame:
@@ -149,11 +179,17 @@ class World:
 
     @cached_property
     def queries(self) -> pd.DataFrame:
-        return self.table("queries")
+        q = self.table("queries")
+        if self.listed_by is None:
+            return q
+        return _kept(q, q["target_item_id"].isin(self.items["item_id"]).to_numpy())
 
     @cached_property
     def impressions(self) -> pd.DataFrame:
-        return self.table("impressions")
+        imp = self.table("impressions")
+        if self.listed_by is None:
+            return imp
+        return _kept(imp, imp["query_id"].isin(self.queries["query_id"]).to_numpy())
 
     @cached_property
     def config(self) -> WorldConfig | None:
@@ -168,7 +204,7 @@ class World:
 
     @cached_property
     def catalogue_facts(self) -> CatalogueFacts:
-        it = self.items
+        it = self.all_items
         return CatalogueFacts(
             item_ids=it["item_id"].to_numpy(np.int64),
             category=it["category"].to_numpy(np.int64),

@@ -91,4 +91,5 @@ def test_run_without_local_points_at_submit() -> None:
 def test_compile_writes_both_pipelines(tmp_path: Path) -> None:
     result = CliRunner().invoke(pipeline_app, ["compile", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["onevision-drift.yaml", "onevision-train.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onevision-drift.yaml", "onevision-refresh.yaml",
+                                                          "onevision-train.yaml"]

@@ -1,0 +1,32 @@
+"""The refresh's typed configs, importable without numpy (CLI defaults, `onevision.steps`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onevision.generator.finetune import FinetuneConfig
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    finetune: FinetuneConfig | None = field(default_factory=FinetuneConfig)  # None: SIDs and trie only (zero-shot)
+    version: str | None = None  # the new bundle's version (default: the time it is written)
+    # Cascade: the click count a new item starts with (its popularity feature). "neighbours": the mean of its
+    # NEIGHBOUR_CLICKS visually nearest listed items'; "zero": none (it ranks below every clicked item).
+    cold_start_clicks: str = "neighbours"
+
+    def __post_init__(self) -> None:
+        if self.cold_start_clicks not in COLD_START:
+            raise ValueError(f"cold_start_clicks must be one of {COLD_START}, got {self.cold_start_clicks!r}")
+
+
+COLD_START = ("neighbours", "zero")
+NEIGHBOUR_CLICKS = 5
+
+
+@dataclass(frozen=True)
+class ListingEvalConfig:
+    split: str = "test"
+    k: int = 10
+    batch_size: int = 64
+    max_queries: int | None = None
+    personalised: bool = True  # pass the query's user (as the harness does)
