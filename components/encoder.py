@@ -35,13 +35,10 @@ def train_encoder(
     from components.trainjob import check_trainer
 
     if check_trainer(trainer):
-        from components.trainjob import run_on_trainjob, step_args, trainjob_config
+        from components.trainjob import train_on_trainjob
 
-        output_dir(encoder)
-        args = step_args(["train", "encoder"], {"world": (world, "world"), "out": (encoder, "encoder")},
-                         step_config("encoder", preset, config))
-        scalars = run_on_trainjob(args, trainjob_config(trainjob, s3_endpoint, s3_secret))
-        encoder.metadata.update(log_scalars(metrics, scalars))
+        train_on_trainjob(["train", "encoder"], {"world": (world, "world"), "out": (encoder, "encoder")},
+                          step_config("encoder", preset, config), encoder, metrics, trainjob, s3_endpoint, s3_secret)
         return
     from onevision.steps import train_encoder_step
 

@@ -43,15 +43,12 @@ def train_generator(
     from components.trainjob import check_trainer
 
     if check_trainer(trainer):
-        from components.trainjob import run_on_trainjob, step_args, trainjob_config
+        from components.trainjob import train_on_trainjob
 
-        output_dir(generator)
         artifacts = {"world": (world, "world"), "encoder": (encoder, "encoder"), "vrq": (vrq, "vrq"),
                      "init": (init, f"generator stage {stage - 1}"), "out": (generator, "generator")}
-        args = step_args(["train", "generator"], artifacts, step_config("generator", preset, config),
-                         stage=stage)
-        scalars = run_on_trainjob(args, trainjob_config(trainjob, s3_endpoint, s3_secret))
-        generator.metadata.update(log_scalars(metrics, {"stage": stage, **scalars}))
+        train_on_trainjob(["train", "generator"], artifacts, step_config("generator", preset, config), generator,
+                          metrics, trainjob, s3_endpoint, s3_secret, logged={"stage": stage}, stage=stage)
         return
     from onevision.steps import train_generator_step
 

@@ -62,3 +62,16 @@ def run_on_trainjob(args: list[str], config: Any) -> dict[str, float]:
     run_trainjob(args, config, echo=lambda line: print(line, flush=True))
     return {"seconds": round(time.perf_counter() - start, 2), "nodes": config.nodes,
             "procs_per_node": config.procs_per_node}
+
+
+def train_on_trainjob(command: list[str], artifacts: Mapping[str, tuple[ArtifactLike | None, str]], config: Any,
+                      out: ArtifactLike, metrics: Any, trainjob: Mapping[str, Any], s3_endpoint: str, s3_secret: str,
+                      logged: Mapping[str, float] | None = None, **options: Any) -> None:
+    """A training component's whole kubeflow branch: the step as a TrainJob writing `out` (its key in `artifacts`
+    is "out"), the scalars logged to `metrics` and `out`'s metadata (`logged` first)."""
+    from components.runtime import log_scalars, output_dir
+
+    output_dir(out)
+    args = step_args(command, artifacts, config, **options)
+    scalars = run_on_trainjob(args, trainjob_config(trainjob, s3_endpoint, s3_secret))
+    out.metadata.update(log_scalars(metrics, {**(logged or {}), **scalars}))
