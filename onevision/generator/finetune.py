@@ -90,7 +90,7 @@ def distillation(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> to
 
 
 def finetune_batches(model: SidGenerator, reference: SidGenerator, new: VisualExamples, old: VisualExamples | None,
-                     config: FinetuneConfig) -> Callable[[int], Iterator[torch.Tensor]]:
+                     config: FinetuneConfig) -> Callable[[int], Iterator[Callable[[SidGenerator], torch.Tensor]]]:
     import numpy as np
     import torch
 
@@ -102,21 +102,25 @@ def finetune_batches(model: SidGenerator, reference: SidGenerator, new: VisualEx
     per_new = max(1, int(round(config.batch_size * share_new)))
     per_old = config.batch_size - per_new if n_old else 0
 
-    def batches(epoch: int) -> Iterator[torch.Tensor]:
+    def step(new_rows: np.ndarray, old_rows: np.ndarray | None) -> Callable[[SidGenerator], torch.Tensor]:
+        def loss(m: SidGenerator) -> torch.Tensor:  # one optimiser step's loss (StageTrainer's `Step`)
+            value = sid_loss(m(make_input(new.bank, new_rows), new.sids[new_rows]), new.sids[new_rows])
+            if old_rows is not None:
+                inp, sids = make_input(old.bank, old_rows), old.sids[old_rows]
+                with torch.no_grad():
+                    teacher = reference(inp, sids)
+                value = value + config.distill * distillation(m(inp, sids), teacher)
+            return value
+        return loss
+
+    def batches(epoch: int) -> Iterator[Callable[[SidGenerator], torch.Tensor]]:
         rng = np.random.default_rng([config.seed, 18, epoch])
         new_order = rng.permutation(len(new.sids))
         steps = math.ceil(len(new_order) / per_new)
         old_order = rng.permutation(np.resize(np.arange(n_old), steps * per_old)) if per_old else None
-        for step in range(steps):
-            rows = new_order[step * per_new : (step + 1) * per_new]
-            loss = sid_loss(model(make_input(new.bank, rows), new.sids[rows]), new.sids[rows])
-            if per_old:
-                rows = old_order[step * per_old : (step + 1) * per_old]
-                inp, sids = make_input(old.bank, rows), old.sids[rows]
-                with torch.no_grad():
-                    teacher = reference(inp, sids)
-                loss = loss + config.distill * distillation(model(inp, sids), teacher)
-            yield loss
+        for i in range(steps):
+            old_rows = old_order[i * per_old : (i + 1) * per_old] if per_old else None
+            yield step(new_order[i * per_new : (i + 1) * per_new], old_rows)
     return batches
 
 
