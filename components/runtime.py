@@ -132,13 +132,22 @@ def flat_scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, float
     return out
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this step's process and of its finished children (torchrun ranks), in MiB."""
+    import resource
+
+    kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return round(kib / 1024.0, 1)
+
+
 def log_scalars(metrics: MetricsArtifact, values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Log every finite scalar of `values` with `metrics.log_metric` (the KFP UI shows them).
+    """Log every finite scalar of `values`, and the step's peak memory so far (`peak_rss_mb`), with
+    `metrics.log_metric` (the KFP UI shows them).
 
     The metrics are also written as JSON at the artifact's path: an artifact with no file is treated as
     missing (kfp.local's cache ignores entries whose artifacts do not exist).
     """
-    scalars = flat_scalars(values, prefix)
+    scalars = {**flat_scalars(values, prefix), "peak_rss_mb": peak_rss_mb()}
     for name, value in scalars.items():
         metrics.log_metric(name, value)
     path = Path(metrics.path)

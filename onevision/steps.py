@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from onevision.world.config import WorldConfig
 
 if TYPE_CHECKING:
     from onevision.distributed import ProcessGroup
+
+log = logging.getLogger(__name__)
 
 
 class _Result:
@@ -47,6 +50,10 @@ def _demo_vrq() -> VRQConfig:
 class VRQStepConfig:
     quantizer: VRQConfig = field(default_factory=_demo_vrq)  # attribute_level None: a purely visual SID
     compare_baselines: bool = True  # also fit RQ-KMeans and plain RQ-VAE for the report
+    baselines_max_items: int = 20_000  # above it the baselines are skipped (they take 50 s at 10k items, linear in N)
+
+    def baselines_for(self, n_items: int) -> bool:
+        return self.compare_baselines and n_items <= self.baselines_max_items
 
 
 def _gated_decode() -> DecodeOptions:
@@ -170,7 +177,7 @@ def train_encoder_step(world_dir: Path, out_dir: Path, config: EncoderStepConfig
     world = load_world(world_dir).for_training()
     data = ItemImages.from_world(world)
     family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
-    image_size = world.config.image_size if world.config else data.images.shape[1]
+    image_size = world.config.image_size if world.config else data.image_size
     encoder, losses = train_encoder(data, family, dataclasses.replace(config.model, image_size=image_size), config.train,
                                     show_progress=show_progress, group=group)
     out_dir = Path(out_dir)
@@ -203,7 +210,10 @@ def train_vrq_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config: VR
         brand, band = items["brand"].to_numpy(np.int64), items["price_band"].to_numpy(np.int64)
         attributes = ItemAttributes(brand, band, world.config.brands if world.config else int(brand.max()) + 1,
                                     world.config.price_bands if world.config else int(band.max()) + 1)
-    artifact = fit_vrq(feats, vrq_config, compare_baselines=config.compare_baselines, show_progress=show_progress,
+    baselines = config.baselines_for(len(feats.item_ids))
+    if config.compare_baselines and not baselines:
+        log.info("VRQ baselines skipped: %d items > baselines_max_items %d", len(feats.item_ids), config.baselines_max_items)
+    artifact = fit_vrq(feats, vrq_config, compare_baselines=baselines, show_progress=show_progress,
                        attributes=attributes)
     artifact.save(out_dir)
     (Path(out_dir) / "vrq_report.md").write_text("# VRQ code quality\n\n" + artifact.report["table"] + "\n")

@@ -109,7 +109,7 @@ class LocalRunResult:
                 t.name: {"display_name": t.display_name, "status": t.status,
                          "seconds": None if t.seconds is None else round(t.seconds, 2),
                          "artifacts": {k: str(v) for k, v in t.artifacts.items()},
-                         "parameters": t.parameters, "error": t.error, "skip_reason": t.skip_reason}
+                         "metrics": t.metadata, "parameters": t.parameters, "error": t.error, "skip_reason": t.skip_reason}
                 for t in self.tasks.values()
             },
         }

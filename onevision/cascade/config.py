@@ -13,13 +13,27 @@ LEGACY_RUNTIME_KEYS = ("progress",)  # saved into cascade.json before it became 
 @dataclass(frozen=True)
 class RecallConfig:
     n: int = 200  # candidates per query
-    index: Literal["flat", "hnsw"] = "flat"
+    # auto: exact (flat) up to flat_max_items items, a graph index (HNSW) above, where a flat scan of every item
+    # per query costs more than the rest of the cascade (`bench/catalogue_scale.py`).
+    index: Literal["auto", "flat", "hnsw"] = "auto"
     hnsw_m: int = 32
     hnsw_ef_search: int = 256
+    flat_max_items: int = 50_000
 
     def __post_init__(self) -> None:
-        if self.n < 1 or self.index not in ("flat", "hnsw") or self.hnsw_m < 2 or self.hnsw_ef_search < 1:
-            raise ValueError(f"invalid recall config (n >= 1, index flat|hnsw, hnsw_m >= 2, ef_search >= 1): {self}")
+        if (self.n < 1 or self.index not in INDEX_KINDS or self.hnsw_m < 2 or self.hnsw_ef_search < 1
+                or self.flat_max_items < 1):
+            raise ValueError(f"invalid recall config (n >= 1, index {'|'.join(INDEX_KINDS)}, hnsw_m >= 2, "
+                             f"ef_search >= 1, flat_max_items >= 1): {self}")
+
+    def index_for(self, n_items: int) -> str:
+        """The faiss index kind built for a catalogue of n_items."""
+        if self.index != "auto":
+            return self.index
+        return "flat" if n_items <= self.flat_max_items else "hnsw"
+
+
+INDEX_KINDS = ("auto", "flat", "hnsw")
 
 
 @dataclass(frozen=True)
@@ -71,9 +85,10 @@ class RankConfig:
 class CascadeConfig:
     # ANN recall
     recall_n: int = 200
-    index: Literal["flat", "hnsw"] = "flat"
+    index: Literal["auto", "flat", "hnsw"] = "auto"  # RecallConfig.index
     hnsw_m: int = 32
     hnsw_ef_search: int = 256
+    flat_max_items: int = 50_000
     # pre-rank (logistic regression on cheap features)
     # 100, not 50: the pre-ranker's top 50 held the photographed item less often than the ANN's own top 50
     # (recall@50 0.853 vs 0.908 on the default world), capping what the ranker could do.
@@ -116,7 +131,7 @@ class CascadeConfig:
 
     @property
     def recall_config(self) -> RecallConfig:
-        return RecallConfig(self.recall_n, self.index, self.hnsw_m, self.hnsw_ef_search)
+        return RecallConfig(self.recall_n, self.index, self.hnsw_m, self.hnsw_ef_search, self.flat_max_items)
 
     @property
     def prerank_config(self) -> PreRankConfig:

@@ -22,8 +22,13 @@ class AnnRecall:
         self.index = index
         self.item_ids = np.asarray(item_ids, np.int64)
         self.config = config
-        if config.index == "hnsw":
+        if self.kind == "hnsw":
             index.hnsw.efSearch = config.hnsw_ef_search
+
+    @property
+    def kind(self) -> str:
+        """The index actually built: 'hnsw' (graph) or 'flat' (exact)."""
+        return "hnsw" if hasattr(self.index, "hnsw") else "flat"
 
     @classmethod
     def fit(cls, item_ids: np.ndarray, item_emb: np.ndarray, config: RecallConfig = RecallConfig()) -> AnnRecall:
@@ -33,7 +38,7 @@ class AnnRecall:
         if emb.ndim != 2 or len(emb) != len(item_ids) or len(emb) == 0:
             raise ValueError(f"expected item embeddings (N, D) with N = {len(item_ids)} > 0, got {emb.shape}")
         d = emb.shape[1]
-        if config.index == "hnsw":
+        if config.index_for(len(emb)) == "hnsw":
             index = faiss.IndexHNSWFlat(d, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexFlatIP(d)

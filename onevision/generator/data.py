@@ -104,9 +104,19 @@ class VisualExamples:
     sids: torch.Tensor  # (N, depth)
 
 
-def visual_examples(world: World, encoder: ImageEncoder, vrq: VRQArtifact, augmented_copies: int = 1, seed: int = 0) -> VisualExamples:
+def visual_examples(world: World, encoder: ImageEncoder, vrq: VRQArtifact, augmented_copies: int = 1, seed: int = 0,
+                    max_examples: int | None = None) -> VisualExamples:
+    """Every shop view, `augmented_copies` augmented copies of each and every train photo, with their SIDs. Above
+    `max_examples` (a large catalogue: what the stage's step budget can read), a seeded sample of them. Above
+    `WHOLE_DECODE_LIMIT` examples they are decoded and encoded a chunk at a time."""
     views = world.item_views
     train_q = world.queries_of("train")
+    total = len(views) * (1 + augmented_copies) + len(train_q)
+    if max_examples is not None and total > max_examples:
+        pick = np.sort(np.random.default_rng([seed, 7]).choice(total, size=max_examples, replace=False))
+        return _streamed_visual_examples(views, train_q, encoder, vrq, augmented_copies, seed, pick)
+    if total > WHOLE_DECODE_LIMIT:
+        return _streamed_visual_examples(views, train_q, encoder, vrq, augmented_copies, seed, np.arange(total))
     view_px = to_pixels(decode_images(views["image"].tolist()))
     gen = torch.Generator().manual_seed(seed)
     pixels = [view_px] + [augment(view_px, gen) for _ in range(augmented_copies)]
@@ -116,6 +126,41 @@ def visual_examples(world: World, encoder: ImageEncoder, vrq: VRQArtifact, augme
         items.append(train_q["target_item_id"].to_numpy(np.int64))
     bank = encode_bank(encoder, torch.cat(pixels))
     return VisualExamples(bank, torch.from_numpy(vrq.sids_of(np.concatenate(items))))
+
+
+# Up to this many stage-1 examples the bank is built from one decoded tensor of every image (2.4 GB of float
+# pixels); above, a chunk at a time (other augmentation draws, the same kind of bank).
+WHOLE_DECODE_LIMIT = 50_000
+SAMPLE_CHUNK = 2048  # images decoded at once on the streamed path
+
+
+def _streamed_visual_examples(views, train_q, encoder: ImageEncoder, vrq: VRQArtifact, augmented_copies: int,
+                              seed: int, pick: np.ndarray) -> VisualExamples:
+    """The examples `pick` (sorted indices into the (view, copy) examples, then the photos), decoded, augmented and
+    encoded a chunk at a time."""
+    n_views = len(views)
+    blobs = np.concatenate([views["image"].to_numpy(object), train_q["image"].to_numpy(object)])
+    items = np.concatenate([views["item_id"].to_numpy(np.int64), train_q["target_item_id"].to_numpy(np.int64)])
+    max_examples = len(pick)
+    # example e < n_views * (1 + copies): view e % n_views, copy e // n_views (0 = the view itself); then photos
+    is_view = pick < n_views * (1 + augmented_copies)
+    source = np.where(is_view, pick % n_views, n_views + pick - n_views * (1 + augmented_copies))
+    copy = np.where(is_view, pick // n_views, 0)
+    gen = torch.Generator().manual_seed(seed)
+    bank: ImageBank | None = None
+    for start in range(0, max_examples, SAMPLE_CHUNK):
+        src, cp = source[start : start + SAMPLE_CHUNK], copy[start : start + SAMPLE_CHUNK]
+        px = to_pixels(decode_images(blobs[src].tolist()))
+        if (cp > 0).any():
+            px[cp > 0] = augment(px[cp > 0], gen)
+        part = encode_bank(encoder, px)
+        if bank is None:  # filled in place: concatenating the chunks would hold the bank twice
+            bank = ImageBank(*(torch.empty((max_examples, *t.shape[1:]), dtype=t.dtype)
+                               for t in (part.tokens, part.embedding, part.importance)))
+        stop = start + len(src)
+        bank.tokens[start:stop], bank.embedding[start:stop], bank.importance[start:stop] = (
+            part.tokens, part.embedding, part.importance)
+    return VisualExamples(bank, torch.from_numpy(vrq.sids_of(items[source])))
 
 
 @dataclass

@@ -36,6 +36,9 @@ class GeneratorTrainingConfig:
     lr: float = 1e-3
     stage3_lr: float = 2e-4
     augmented_copies: int = 2  # photo-like augmented copies of every shop view in stage 1
+    # Stage 1's step budget (optimiser steps over all its epochs); the default world trains 1,260, a 100k-item
+    # catalogue would take 94k. Its examples are capped at what the budget reads (steps x batch_size).
+    stage1_max_steps: int | None = 1500
     history_len: int = 8
     # Free user tokens (profile / hashed id / history) in the encoder from stage 2 on. Off: on the default
     # world they learned per-user noise (lift 1.00) and the affinity scorer carries the personalisation.
@@ -58,7 +61,7 @@ class GeneratorTrainingConfig:
         late = check_stage(stage) == 3
         return StageConfig(epochs=self.epochs(stage), batch_size=self.batch_size, lr=self.stage3_lr if late else self.lr,
                            affinity_lr=self.stage3_affinity_lr if late else self.affinity_lr, dpo_beta=self.dpo_beta,
-                           seed=self.seed + stage)
+                           max_steps=self.stage1_max_steps if stage == 1 else None, seed=self.seed + stage)
 
 
 def check_stage(stage: int) -> int:
@@ -128,12 +131,14 @@ def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path
     group = group or SINGLE
     trainer = gt.StageTrainer(model, stage_cfg, Path(out_dir), stage, group)
     trainer.try_resume()
-    visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed) if stage < 3 else None
     if stage == 1:
+        visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed, stage_cfg.examples_read())
         batches = gt.stage1_batches(model, visual, stage_cfg, group)
     else:
         logq = query_log(world, encoder)
         if stage == 2:
+            visual = visual_examples(world, encoder, vrq, config.augmented_copies, config.seed,
+                                     gt.stage2_visual_reads(logq, stage_cfg))
             batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg, group)
         else:
             reference = gt.clone_reference(SidGenerator.load(init_dir)).to(group.device)

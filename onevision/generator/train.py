@@ -50,7 +50,19 @@ class StageConfig:
     # The user x attribute scorer has a handful of weights that start at 0; at the network's lr they would
     # move by at most lr per step and stay near 0 over a stage's few hundred steps (lift 1.03).
     affinity_lr: float = 0.05
+    # Step budget of a visual (stage-1) epoch set: at most max_steps optimiser steps over all epochs (each epoch
+    # trains max_steps / epochs batches); None: every example every epoch.
+    max_steps: int | None = None
     seed: int = 0
+
+    def batches_per_epoch(self, available: int) -> int:
+        if self.max_steps is None:
+            return available
+        return min(available, -(-self.max_steps // self.epochs))
+
+    def examples_read(self) -> int | None:
+        """How many distinct examples the step budget can read (None: no budget)."""
+        return None if self.max_steps is None else self.max_steps * self.batch_size
 
 
 def sid_loss(logits: list[torch.Tensor], sids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,7 +216,8 @@ def stage1_batches(model: SidGenerator, ex: VisualExamples, cfg: StageConfig,
 
     def batches(epoch: int) -> Iterator[Step]:
         rng = np.random.default_rng([cfg.seed, 1, epoch])
-        for inp, sids, share in _visual_batches(ex, cfg, rng, group=group):
+        n = cfg.batches_per_epoch(-(-len(ex.sids) // cfg.batch_size)) * cfg.batch_size
+        for inp, sids, share in _visual_batches(ex, cfg, rng, n if n < len(ex.sids) else None, group=group):
             yield step(inp, sids, _keep_tokens(cfg, n_tokens, rng), share)
     return batches
 
@@ -215,6 +228,15 @@ def _user_context(users: UserFeatureTable, vrq: VRQArtifact, logq: QueryLog, row
         return None
     return UserContext.build(users, vrq, logq.user_ids[rows], model.config.history_len, logq.query_ids[rows],
                              with_affinity=model.config.affinity_features > 0)
+
+
+def _stage2_visual_per_epoch(n_clicks: int, cfg: StageConfig) -> int:
+    return int(n_clicks * cfg.visual_mix / max(1e-6, 1 - cfg.visual_mix))
+
+
+def stage2_visual_reads(logq: QueryLog, cfg: StageConfig) -> int:
+    """How many visual examples stage 2 reads over all its epochs (its bank needs no more)."""
+    return max(1, _stage2_visual_per_epoch(int(logq.clicked.sum()), cfg) * cfg.epochs)
 
 
 def stage2_batches(model: SidGenerator, ex: VisualExamples, logq: QueryLog, users: UserFeatureTable, vrq: VRQArtifact,
@@ -243,7 +265,7 @@ def stage2_batches(model: SidGenerator, ex: VisualExamples, logq: QueryLog, user
     def batches(epoch: int) -> Iterator[Step]:
         rng = np.random.default_rng([cfg.seed, 2, epoch])
         order = rng.permutation(len(q_rows))
-        n_visual = int(len(order) * cfg.visual_mix / max(1e-6, 1 - cfg.visual_mix))
+        n_visual = _stage2_visual_per_epoch(len(order), cfg)
         visual = _visual_batches(ex, cfg, rng, n_visual, group)
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]

@@ -46,10 +46,18 @@ class CatalogueFeatures:
             return cls(**{k: z[k] for k in z.files})
 
 
+def embed_encoded(encoder: ImageEncoder, blobs, chunk: int = 1024) -> np.ndarray:
+    """Embeddings (N, D) of encoded images, decoded a chunk at a time (never the whole catalogue at once)."""
+    blobs = list(blobs)
+    parts = [encode_images(encoder, decode_images(blobs[start : start + chunk]))[0]
+             for start in range(0, len(blobs), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, encoder.config.embed_dim), np.float32)
+
+
 def view_features(encoder: ImageEncoder, item_ids: np.ndarray, views) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(item_emb (N, D), view_emb (M, D), view_item_row (M,)) of the items `item_ids` (sorted) from their shop
     views (an `item_views` table): an item's embedding is the L2-normalised mean of its views' embeddings."""
-    view_emb, _ = encode_images(encoder, decode_images(views["image"].tolist()))
+    view_emb = embed_encoded(encoder, views["image"])
     view_rows = np.searchsorted(item_ids, views["item_id"].to_numpy(np.int64))
     sums = np.zeros((len(item_ids), view_emb.shape[1]), np.float32)
     np.add.at(sums, view_rows, view_emb)
@@ -64,8 +72,7 @@ def compute_features(encoder: ImageEncoder, world: World) -> CatalogueFeatures:
 
     def photos(split: str) -> tuple[np.ndarray, np.ndarray]:
         q = world.queries_of(split)
-        emb, _ = encode_images(encoder, decode_images(q["image"].tolist())) if len(q) else (
-            np.zeros((0, view_emb.shape[1]), np.float32), None)
+        emb = embed_encoded(encoder, q["image"])
         return emb, np.searchsorted(item_ids, q["target_item_id"].to_numpy(np.int64))
 
     train_emb, train_rows = photos("train")

@@ -67,7 +67,8 @@ def train_encoder(
         idx = np.flatnonzero(data.item_ids == item)
         images_of[item] = idx
         shop_of[item] = idx[~data.is_user_photo[idx]]
-    steps_per_epoch = len(_batches(items, family_of, config.items_per_batch, np.random.default_rng(0))) // group.world_size
+    steps_per_epoch = config.batches_per_epoch(
+        len(_batches(items, family_of, config.items_per_batch, np.random.default_rng(0))) // group.world_size)
     if group.distributed and not steps_per_epoch:
         raise ValueError(f"{group.world_size} ranks need at least {group.world_size} batches of "
                          f"{config.items_per_batch} items per epoch; lower items_per_batch or use fewer ranks")
@@ -79,7 +80,7 @@ def train_encoder(
     model.train()
     for epoch in bar:
         epoch_losses = []
-        batches = _batches(items, family_of, config.items_per_batch, rng)
+        batches = _batches(items, family_of, config.items_per_batch, rng)[: steps_per_epoch * group.world_size]
         for i, batch_items in enumerate(batches):
             anchors, positives = [], []
             for item in batch_items.tolist():
@@ -94,7 +95,7 @@ def train_encoder(
                 continue  # another rank's batch (drawn here too, so every rank's generator stays in step)
             idx = np.array(anchors + positives)
             labels = torch.from_numpy(np.concatenate([batch_items, batch_items]))
-            pixels = augment(to_pixels(data.images[idx]), gen, config.augment_strength)
+            pixels = augment(to_pixels(data.decoded(idx)), gen, config.augment_strength)
             if group.device.type != "cpu":
                 pixels, labels = pixels.to(group.device), labels.to(group.device)
             z = net(pixels)

@@ -100,11 +100,29 @@ def _opq_rotation(x: np.ndarray, k: int, seed: int, iters: int = 4) -> np.ndarra
     return rotation
 
 
+def _refine_batches(n_items: int, view_item: np.ndarray, cfg: VRQConfig):
+    """Per gradient step, the (item rows, view rows) it sees: None (every row) up to `refine_max_items` items; above,
+    a fresh seeded sample of that many items with their views each step, so every item is seen over the steps."""
+    if cfg.refine_max_items is None or n_items <= cfg.refine_max_items:
+        return lambda step: None
+    rng = np.random.default_rng([cfg.seed, 11])
+    order = np.argsort(view_item, kind="stable")
+    start = np.searchsorted(view_item[order], np.arange(n_items + 1))
+
+    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+        items = np.sort(rng.choice(n_items, cfg.refine_max_items, replace=False))
+        views = np.concatenate([order[start[i] : start[i + 1]] for i in items])
+        return items, np.sort(views)
+    return batch
+
+
 def _refine_aligned(
     centroids: np.ndarray, item_x: np.ndarray, view_x: np.ndarray, view_item: np.ndarray,
     item_mask: np.ndarray | None, cfg: VRQConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Codebook refinement so views land in their item's code; items take the code their views vote for."""
+    """Codebook refinement so views land in their item's code; items take the code their views vote for. On a
+    large catalogue each gradient step sees a sample of the items (`VRQConfig.refine_max_items`) with their views;
+    the votes always code every item."""
     import torch
     from torch.nn import functional as F
 
@@ -115,7 +133,7 @@ def _refine_aligned(
     owner = torch.from_numpy(view_item)
     mask = torch.from_numpy(item_mask) if item_mask is not None else None
     opt = torch.optim.Adam([c], lr=cfg.lr)
-    n, k = len(item_x), len(centroids)
+    batch_of = _refine_batches(len(item_x), view_item, cfg)
 
     def vote(logits_v: torch.Tensor, logits_i: torch.Tensor) -> torch.Tensor:
         votes = torch.softmax(logits_i, 1).clone()
@@ -131,9 +149,17 @@ def _refine_aligned(
         scale = squared_distances(items, c, expanded=False).mean()
         codes = vote(logits(views, scale), logits(items, scale))
     for step in range(cfg.refine_steps):
-        lv, li = logits(views, scale), logits(items, scale)
-        loss = F.cross_entropy(lv, codes[owner]) + F.cross_entropy(li, codes)
-        loss = loss + cfg.anchor_weight * mean_squared_error(items, c[codes]) / scale
+        batch = batch_of(step)
+        if batch is None:
+            lv, li = logits(views, scale), logits(items, scale)
+            loss = F.cross_entropy(lv, codes[owner]) + F.cross_entropy(li, codes)
+            loss = loss + cfg.anchor_weight * mean_squared_error(items, c[codes]) / scale
+        else:
+            rows, view_rows = (torch.from_numpy(b) for b in batch)
+            step_items, step_codes = items[rows], codes[rows]
+            lv, li = logits(views[view_rows], scale), logits(step_items, scale)
+            loss = F.cross_entropy(lv, codes[owner[view_rows]]) + F.cross_entropy(li, step_codes)
+            loss = loss + cfg.anchor_weight * mean_squared_error(step_items, c[step_codes]) / scale
         opt.zero_grad()
         loss.backward()
         opt.step()

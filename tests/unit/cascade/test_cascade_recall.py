@@ -53,6 +53,21 @@ def test_hnsw_index_finds_the_flat_neighbours_on_a_small_catalogue(tiny_cascade:
     assert (hnsw(q).item_ids == flat(q).item_ids).mean() > 0.95
 
 
+def test_auto_index_is_exact_up_to_the_threshold_and_a_graph_above(tiny_cascade: Cascade, tmp_path: Path) -> None:
+    items = tiny_cascade.ranker.items
+    n = len(items.item_ids)
+    small = AnnRecall.fit(items.item_ids, items.emb, RecallConfig(n=10, flat_max_items=n))
+    large = AnnRecall.fit(items.item_ids, items.emb, RecallConfig(n=10, flat_max_items=n - 1))
+    assert (small.kind, large.kind) == ("flat", "hnsw")
+    loaded = AnnRecall.load(large.save(tmp_path / "recall"))
+    assert loaded.kind == "hnsw" and loaded.index.hnsw.efSearch == large.config.hnsw_ef_search
+
+
+def test_recall_config_names_the_bad_index_kind() -> None:
+    with pytest.raises(ValueError, match="index auto|flat|hnsw"):
+        RecallConfig(index="ivf")
+
+
 def test_recall_rejects_embeddings_of_another_width(tiny_cascade: Cascade) -> None:
     with pytest.raises(ValueError, match="query embeddings of shape"):
         tiny_cascade.recall(np.zeros((2, tiny_cascade.recall.dim + 1), np.float32))

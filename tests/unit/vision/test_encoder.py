@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from onevision.vision.augment import augment
@@ -18,7 +19,7 @@ SMALL = EncoderConfig(widths=(8, 16, 16, 32), embed_dim=32)
 
 def test_embeddings_are_unit_norm_and_tokens_form_a_grid(tiny_world_dir: Path) -> None:
     data = ItemImages.from_world(load_world(tiny_world_dir), include_user_photos=False)
-    emb, tokens = encode_images(ImageEncoder(SMALL), data.images[:10])
+    emb, tokens = encode_images(ImageEncoder(SMALL), data.decoded(np.arange(10)))
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     assert tokens.shape == (10, SMALL.n_tokens, SMALL.token_dim)
 
@@ -61,3 +62,18 @@ def test_losses_prefer_aligned_embeddings() -> None:
     crossed = aligned[[0, 2, 1, 3]]
     assert multi_positive_info_nce(aligned, labels) < multi_positive_info_nce(crossed, labels)
     assert circle_loss(aligned, labels) < circle_loss(crossed, labels)
+
+
+def test_the_step_budget_caps_every_epoch(tiny_world_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onevision.vision import train as vt
+
+    world = load_world(tiny_world_dir)
+    data = ItemImages.from_world(world)
+    family = dict(zip(world.items.item_id.tolist(), world.items.family_id.tolist()))
+    calls = []
+    real = vt.multi_positive_info_nce
+    monkeypatch.setattr(vt, "multi_positive_info_nce", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = EncoderTrainConfig(epochs=2, items_per_batch=8, max_steps=3)
+    assert len(vt._batches(np.unique(data.item_ids), family, 8, np.random.default_rng(0))) > 2  # the budget binds
+    _, losses = train_encoder(data, family, SMALL, cfg, show_progress=False)
+    assert len(losses) == 2 and len(calls) == 4  # ceil(3 / 2) steps in each of 2 epochs

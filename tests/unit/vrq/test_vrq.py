@@ -65,6 +65,33 @@ def test_same_seed_same_codes(features: CatalogueFeatures) -> None:
     assert (a.indices == b.indices).all()
 
 
+def test_a_sampled_refinement_still_codes_every_item_and_stays_aligned(features: CatalogueFeatures) -> None:
+    emb = np.concatenate([features.view_emb, features.train_photo_emb])
+    rows = np.concatenate([features.view_item_row, features.train_photo_item_row])
+    data = TrainingSet(features.item_emb, features.item_category, emb, rows)
+    n = len(features.item_ids)
+    cfg = VRQConfig(codebook_sizes=SIZES, refine_steps=30)
+    reference = VisionAlignedRQ(cfg)
+    full = reference.fit(data)
+    unbound = VisionAlignedRQ(VRQConfig(codebook_sizes=SIZES, refine_steps=30, refine_max_items=n)).fit(data)
+    assert (full.indices == unbound.indices).all()  # a budget at the catalogue's size changes nothing
+    sampled_cfg = VRQConfig(codebook_sizes=SIZES, refine_steps=30, refine_max_items=n // 2)
+    sampled = VisionAlignedRQ(sampled_cfg)
+    a, b = sampled.fit(data), VisionAlignedRQ(sampled_cfg).fit(data)
+    assert a.indices.shape == full.indices.shape and (a.indices == b.indices).all()  # seeded
+    mask = category_code_mask(features.item_category, SIZES[0])
+    assert mask[features.item_category, a.indices[:, 0]].all()  # every item, sampled or not, inside its category
+    views = features.view_item_row
+    consistency = prefix_consistency(sampled.quantize(features.view_emb).indices, a.indices[views])
+    reference_consistency = prefix_consistency(reference.quantize(features.view_emb).indices, full.indices[views])
+    assert consistency[0] > 0.8 * reference_consistency[0], (consistency, reference_consistency)  # views still land in their item's level-0 code
+
+
+def test_refine_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="refine_max_items"):
+        VRQConfig(refine_max_items=0)
+
+
 def test_category_code_mask_partitions_codes() -> None:
     mask = category_code_mask(np.array([0, 0, 0, 1, 2, 2]), 12)
     assert mask.sum(0).tolist() == [1] * 12
