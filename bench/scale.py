@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,7 +45,11 @@ def timed_subprocess(cmd: list[str], log: Path) -> dict:
 
 
 def du_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1) if path.exists() else 0.0
+    """MiB under a directory (links followed: a run's bundles/ are links into its task directories), or of a file."""
+    path = path.resolve()
+    if path.is_file():
+        return round(path.stat().st_size / 2**20, 2)
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 2) if path.exists() else 0.0
 
 
 def run_size(items: int, out: Path, seed: int) -> dict:
@@ -151,14 +157,177 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- projection (docs/scale.md)
+LOG_TIME = re.compile(r"\[KFP Executor (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO\]: (.*)")
+
+
+def epoch_seconds(log: Path, pattern: str) -> float | None:
+    """Median wall seconds between consecutive epoch lines matching `pattern` in a step's log (epoch 1 carries
+    the step's setup, so the median of the later gaps is one epoch's training)."""
+    from datetime import datetime
+
+    if not log.exists():
+        return None
+    times = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for line in log.read_text().splitlines()
+             if (m := LOG_TIME.search(line)) and re.search(pattern, m.group(2))]
+    gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:]))
+    return gaps[len(gaps) // 2] if gaps else None
+
+
+def seconds_between(log: Path, first: str, last: str) -> float | None:
+    """Wall seconds from the last line matching `first` to the first later line matching `last`."""
+    from datetime import datetime
+
+    if not log.exists():
+        return None
+    start = None
+    for line in log.read_text().splitlines():
+        m = LOG_TIME.search(line)
+        if not m:
+            continue
+        when = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        if re.search(first, m.group(2)):
+            start = when
+        elif start is not None and re.search(last, m.group(2)):
+            return (when - start).total_seconds()
+    return None
+
+
+def measured_rates(result: dict, out: Path) -> dict:
+    """Seconds per optimiser step of the encoder and generator stage 1 at this size, from the run's logs."""
+    from onevision.generator.staging import GeneratorTrainingConfig
+    from onevision.vision.config import EncoderTrainConfig
+
+    size_dir = out / f"items-{result['items']}"
+    logs = size_dir / "run" / "logs"
+    enc, gen = EncoderTrainConfig(), GeneratorTrainingConfig()
+    counts = world_counts(size_dir / "world")
+    n, views, photos = counts["items"], counts["views_per_item"], counts["train_photos"]
+    enc_steps = enc.batches_per_epoch(-(-n // enc.items_per_batch))
+    examples = n * views * (1 + gen.augmented_copies) + photos
+    examples = min(examples, gen.stage1_max_steps * gen.batch_size) if gen.stage1_max_steps else examples
+    gen_steps = -(-examples // gen.batch_size)
+    if gen.stage1_max_steps:
+        gen_steps = min(gen_steps, -(-gen.stage1_max_steps // gen.stage1_epochs))
+    enc_epoch = epoch_seconds(logs / "train-encoder.log", r"^encoder epoch")
+    tail = seconds_between(logs / "train-encoder.log", r"^encoder epoch \d+/(\d+)", r"^Wrote executor output")
+    gen_epoch = epoch_seconds(logs / "train-generator.log", r"^stage 1 epoch")
+    return {"encoder_s_per_step": enc_epoch / enc_steps if enc_epoch else None,
+            "stage1_s_per_step": gen_epoch / gen_steps if gen_epoch else None,
+            # catalogue features: every view and every train and test photo, after the last epoch
+            "feature_s_per_image": tail / (n * views + counts["photos"]) if tail else None}
+
+
+def projection(results: list[dict], out: Path, target: int, gpu_tflops: float) -> str:
+    """docs/scale.md's figures at `target` items, each from the named measurement of the largest measured size."""
+    from onevision.generator.staging import GeneratorTrainingConfig
+    from onevision.vision.config import EncoderTrainConfig
+
+    big = max(results, key=lambda r: r["items"])
+    counts = world_counts(out / f"items-{big['items']}" / "world")
+    n, views, photos = counts["items"], counts["views_per_item"], counts["train_photos"]
+    rate = measured_rates(big, out)
+    flops = step_flops(out / f"items-{big['items']}" / "world")
+    st = big["storage_mb"]
+    per_item = {k: st[k] / n for k in ("item_views", "generator_bundle", "ann_index")}
+    enc, gen = EncoderTrainConfig(), GeneratorTrainingConfig()
+    enc_steps = -(-target // enc.items_per_batch)  # one epoch: every item once, in batches of items_per_batch
+    gen_examples = target * views * (1 + gen.augmented_copies) + photos
+    gen_steps = -(-gen_examples // gen.batch_size)
+    feature_images = target * views
+    rows = [
+        ("item views (64 px PNG)", f"{per_item['item_views'] * target / 1024:.0f} GiB",
+         f"{per_item['item_views'] * 1024:.1f} KiB per item at {n:,} items"),
+        ("catalogue features (float32, 128-d per view + item)", f"{target * (views + 1) * 128 * 4 / 2**30:.1f} GiB",
+         f"{views} views x 128 x 4 B + the item's mean"),
+        (f"cascade ANN index ({big['quality'].get('ann', {}).get('index', '?')})", f"{per_item['ann_index'] * target / 1024:.1f} GiB",
+         f"{per_item['ann_index'] * 1024:.2f} KiB per item at {n:,} items"),
+        ("generator bundle (weights, VRQ, SID trie, users, the encoder's catalogue features)", f"{per_item['generator_bundle'] * target / 1024:.1f} GiB",
+         f"{per_item['generator_bundle'] * 1024:.2f} KiB per item at {n:,} items"),
+    ]
+    hours = {}
+    for name, steps_, s_step, step_flop in (("encoder epoch", enc_steps, rate["encoder_s_per_step"], flops["encoder_step"]),
+                                            ("generator stage-1 epoch", gen_steps, rate["stage1_s_per_step"], flops["stage1_step"])):
+        cpu_h = steps_ * s_step / 3600 if s_step else float("nan")
+        gpu_h = steps_ * step_flop / (gpu_tflops * 1e12) / 3600
+        hours[name] = (cpu_h, gpu_h)
+        rows.append((f"{name}: {steps_:,} steps, CPU node (2 cores)", f"{cpu_h:,.0f} h",
+                     f"{s_step:.3f} s/step measured at {n:,} items" if s_step else "no measurement"))
+        rows.append((f"{name}: one GPU", f"{gpu_h * 60:.1f} min",
+                     f"{step_flop / 1e9:.1f} GFLOP/step (torch FlopCounterMode) at an assumed {gpu_tflops:.0f} TFLOP/s sustained"))
+    feat_gpu_h = feature_images * flops["encoder_fwd"] / (gpu_tflops * 1e12) / 3600
+    rows.append(("catalogue features: one GPU", f"{feat_gpu_h * 60:.1f} min",
+                 f"{feature_images:,} views x {flops['encoder_fwd'] / 1e6:.0f} MFLOP forward"))
+    daily_gpu_h = sum(g for _, g in hours.values()) + feat_gpu_h
+    daily_cpu_h = sum(c for c, _ in hours.values()) + feature_images * rate["feature_s_per_image"] / 3600
+    rows.append(("daily retrain (1 encoder + 1 stage-1 epoch + features) in 4 h, CPU nodes",
+                 f"{math.ceil(daily_cpu_h / 4)} nodes of 2 cores",
+                 f"{daily_cpu_h:,.0f} node-hours; features at {rate['feature_s_per_image'] * 1e3:.2f} ms/image measured"))
+    rows.append(("the same on GPUs", f"{max(1, math.ceil(daily_gpu_h / (4 * 8)))} node of 8 GPUs",
+                 f"{daily_gpu_h * 60:.0f} GPU-minutes at the assumed rate: the compute fits one GPU; reading "
+                 f"{feature_images:,} images a day is the real limit. Linear DDP scaling assumed; stages 2-3 grow with "
+                 "traffic, not items"))
+    lines = [f"| at {target:,} items | projection | from |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def step_flops(world: Path) -> dict[str, float]:
+    """FLOPs of one optimiser step at the default architectures (torch.utils.flop_counter): the encoder's (a batch
+    of items_per_batch anchors and positives, forward + backward), generator stage 1's (batch_size examples) and one
+    image's encoder forward."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from onevision.generator.model import GeneratorInput
+    from onevision.generator.staging import GeneratorTrainingConfig, stage_model
+    from onevision.vision.config import EncoderConfig, EncoderTrainConfig
+    from onevision.vision.encoder import ImageEncoder
+    from onevision.vrq.fit import VRQArtifact
+
+    enc_cfg, train_cfg, gen_cfg = EncoderConfig(), EncoderTrainConfig(), GeneratorTrainingConfig()
+    encoder = ImageEncoder(enc_cfg)
+    x = torch.rand(2 * train_cfg.items_per_batch, 3, enc_cfg.image_size, enc_cfg.image_size)
+    with FlopCounterMode(display=False) as fc:
+        encoder(x).sum().backward()
+    encoder_step = fc.get_total_flops()
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        encoder.tokens(x[:1])
+    encoder_fwd = fc.get_total_flops()
+    vrq = VRQArtifact.load(next(world.parent.glob("run/bundles/generator/vrq")))
+    model = stage_model(1, gen_cfg, encoder, vrq, None, None)
+    b, t = gen_cfg.batch_size, enc_cfg.n_tokens
+    inp = GeneratorInput(torch.rand(b, t, enc_cfg.token_dim), torch.rand(b, enc_cfg.embed_dim),
+                         torch.softmax(torch.rand(b, t), 1), None, None, None, None)
+    sids = torch.from_numpy(vrq.sids.sids[:b].copy())
+    with FlopCounterMode(display=False) as fc:
+        sum(o.sum() for o in model(inp, sids)).backward()
+    return {"encoder_step": encoder_step, "stage1_step": fc.get_total_flops(), "encoder_fwd": encoder_fwd}
+
+
+def world_counts(world: Path) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    from onevision.world import load_world
+
+    views = pq.ParquetFile(world / "item_views.parquet").metadata.num_rows
+    items = pq.ParquetFile(world / "items.parquet").metadata.num_rows
+    queries = load_world(world).queries
+    return {"items": items, "views_per_item": round(views / items),
+            "train_photos": int((queries["split"] == "train").sum()), "photos": int(queries["split"].isin(["train", "test"]).sum())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--out", type=Path, default=Path("runs/scale"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--project", type=int, default=10_000_000, help="catalogue size of the projection table")
+    ap.add_argument("--gpu-tflops", type=float, default=50.0,
+                    help="sustained TFLOP/s assumed for one GPU in the projection (none was measured here)")
     args = ap.parse_args()
     results = [run_size(n, args.out, args.seed) for n in args.sizes]
-    text = table(results)
+    text = table(results) + "\n\n" + projection(results, args.out, args.project, args.gpu_tflops)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.md").write_text(text + "\n")

@@ -55,6 +55,10 @@ class StageConfig:
     max_steps: int | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise ValueError(f"invalid stage config (epochs >= 1, batch_size >= 1, max_steps >= 1 or None): {self}")
+
     def batches_per_epoch(self, available: int) -> int:
         if self.max_steps is None:
             return available
