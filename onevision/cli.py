@@ -54,6 +54,7 @@ def world_generate(
         next((name for name, v in DISCREPANCY_LEVELS.items() if v == WORLD.discrepancy), str(WORLD.discrepancy)),
         help=f"User-photo discrepancy: {'|'.join(DISCREPANCY_LEVELS)} or 0..1."),
     image_size: int = typer.Option(WORLD.image_size, help="Image side in pixels."),
+    brands: int = typer.Option(WORLD.brands, help="Number of brands (VRQ's attribute level codes brand x price band)."),
     drift_start_day: Optional[int] = typer.Option(None, help="First day with drift (default: no drift)."),
     preference_shift: float = typer.Option(0.0, help="Drift: share of brand/price preference moved (0..1)."),
     camera_degradation: float = typer.Option(0.0, help="Drift: extra photo discrepancy from the drift day."),
@@ -67,7 +68,7 @@ def world_generate(
         cfg = WorldConfig(
             seed=seed, items=items, users=users, days=days, queries_per_day=queries_per_day,
             train_days=train_days, val_days=val_days, discrepancy=parse_discrepancy(discrepancy),
-            image_size=image_size,
+            image_size=image_size, brands=brands,
             drift=DriftConfig(drift_start_day, preference_shift, camera_degradation, new_item_share),
         )
     except ValueError as exc:

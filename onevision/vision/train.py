@@ -63,8 +63,10 @@ def train_encoder(
     items = np.unique(data.item_ids)
     images_of: dict[int, np.ndarray] = {}
     shop_of: dict[int, np.ndarray] = {}
-    for item in items.tolist():
-        idx = np.flatnonzero(data.item_ids == item)
+    by_item = np.argsort(data.item_ids, kind="stable")  # each item's rows in ascending order, in one sort
+    bounds = np.searchsorted(data.item_ids[by_item], items, side="right")
+    for item, start, stop in zip(items.tolist(), np.r_[0, bounds[:-1]].tolist(), bounds.tolist()):
+        idx = by_item[start:stop]
         images_of[item] = idx
         shop_of[item] = idx[~data.is_user_photo[idx]]
     steps_per_epoch = config.batches_per_epoch(

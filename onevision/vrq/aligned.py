@@ -100,6 +100,24 @@ def _opq_rotation(x: np.ndarray, k: int, seed: int, iters: int = 4) -> np.ndarra
     return rotation
 
 
+# The alignment scale subtracts every item from every code (N x K x D values); above this many at once it is
+# summed a chunk of items at a time (a 100k-item catalogue would need 13 GB in one piece).
+DIRECT_DISTANCE_LIMIT = 2**29
+
+
+def _mean_squared_distance(items, codebook):
+    """Mean squared distance of every item to every code, without the expanded form's cancellation error."""
+    import torch
+
+    n, (k, d) = len(items), codebook.shape
+    if n * k * d <= DIRECT_DISTANCE_LIMIT:
+        return squared_distances(items, codebook, expanded=False).mean()
+    rows = max(1, DIRECT_DISTANCE_LIMIT // (k * d))
+    total = sum(squared_distances(items[i : i + rows], codebook, expanded=False).double().sum()
+                for i in range(0, n, rows))
+    return (total / (n * k)).to(torch.float32)
+
+
 def _refine_batches(n_items: int, view_item: np.ndarray, cfg: VRQConfig):
     """Per gradient step, the (item rows, view rows) it sees: None (every row) up to `refine_max_items` items; above,
     a fresh seeded sample of that many items with their views each step, so every item is seen over the steps."""
@@ -146,7 +164,7 @@ def _refine_aligned(
         return -squared_distances(x, c) / (cfg.temperature * scale)
 
     with torch.no_grad():
-        scale = squared_distances(items, c, expanded=False).mean()
+        scale = _mean_squared_distance(items, c)
         codes = vote(logits(views, scale), logits(items, scale))
     for step in range(cfg.refine_steps):
         batch = batch_of(step)

@@ -151,3 +151,14 @@ def test_attribute_level_refuses_attributes_that_do_not_fit(features: CatalogueF
                 compare_baselines=False, show_progress=False)
     with pytest.raises(ValueError, match="attribute_level must be a level"):
         VRQConfig(attribute_level=0)
+
+
+def test_the_alignment_scale_summed_in_chunks_equals_the_direct_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from onevision.vrq import aligned
+
+    x, c = torch.randn(300, 16, generator=torch.Generator().manual_seed(0)), torch.randn(8, 16)
+    direct = aligned._mean_squared_distance(x, c)
+    monkeypatch.setattr(aligned, "DIRECT_DISTANCE_LIMIT", 16 * 8 * 7)  # 7 items at a time, a ragged last chunk
+    torch.testing.assert_close(aligned._mean_squared_distance(x, c), direct, rtol=1e-5, atol=0)
