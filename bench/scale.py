@@ -216,7 +216,7 @@ def seconds_between(log: Path, first: str, last: str) -> float | None:
     return None
 
 
-def measured_rates(result: dict, out: Path) -> dict:
+def measured_rates(result: dict, out: Path, counts: dict[str, int]) -> dict:
     """Seconds per optimiser step of the encoder and generator stage 1 at this size, from the run's logs."""
     from onevision.generator.staging import GeneratorTrainingConfig
     from onevision.vision.config import EncoderTrainConfig
@@ -224,7 +224,6 @@ def measured_rates(result: dict, out: Path) -> dict:
     size_dir = out / f"items-{result['items']}"
     logs = size_dir / "run" / "logs"
     enc, gen = EncoderTrainConfig(), GeneratorTrainingConfig()
-    counts = world_counts(size_dir / "world")
     n, views, photos = counts["items"], counts["views_per_item"], counts["train_photos"]
     enc_steps = enc.batches_per_epoch(-(-n // enc.items_per_batch))
     examples = n * views * (1 + gen.augmented_copies) + photos
@@ -249,7 +248,7 @@ def projection(results: list[dict], out: Path, target: int, gpu_tflops: float) -
     big = max(results, key=lambda r: r["items"])
     counts = world_counts(out / f"items-{big['items']}" / "world")
     n, views, photos = counts["items"], counts["views_per_item"], counts["train_photos"]
-    rate = measured_rates(big, out)
+    rate = measured_rates(big, out, counts)
     flops = step_flops(out / f"items-{big['items']}" / "world")
     st = big["storage_mb"]
     per_item = {k: st[k] / n for k in ("item_views", "generator_bundle", "ann_index")}
@@ -320,7 +319,7 @@ def step_flops(world: Path) -> dict[str, float]:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         encoder.tokens(x[:1])
     encoder_fwd = fc.get_total_flops()
-    vrq = VRQArtifact.load(next(world.parent.glob("run/bundles/generator/vrq")))
+    vrq = VRQArtifact.load(world.parent / "run" / "bundles" / "generator" / "vrq")
     model = stage_model(1, gen_cfg, encoder, vrq, None, None)
     b, t = gen_cfg.batch_size, enc_cfg.n_tokens
     inp = GeneratorInput(torch.rand(b, t, enc_cfg.token_dim), torch.rand(b, enc_cfg.embed_dim),

@@ -118,20 +118,18 @@ def _mean_squared_distance(items, codebook):
     return (total / (n * k)).to(torch.float32)
 
 
-def _refine_batches(n_items: int, view_item: np.ndarray, cfg: VRQConfig):
-    """Per gradient step, the (item rows, view rows) it sees: None (every row) up to `refine_max_items` items; above,
-    a fresh seeded sample of that many items with their views each step, so every item is seen over the steps."""
+def _refine_sampler(n_items: int, view_item: np.ndarray, cfg: VRQConfig):
+    """None (every gradient step sees every row) up to `refine_max_items` items; above, a callable drawing each step's
+    (item rows, view rows): a fresh seeded sample of that many items with their views, so every item is seen over
+    the steps."""
     if cfg.refine_max_items is None or n_items <= cfg.refine_max_items:
-        return lambda step: None
+        return None
     rng = np.random.default_rng([cfg.seed, 11])
-    order = np.argsort(view_item, kind="stable")
-    start = np.searchsorted(view_item[order], np.arange(n_items + 1))
 
-    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample() -> tuple[np.ndarray, np.ndarray]:
         items = np.sort(rng.choice(n_items, cfg.refine_max_items, replace=False))
-        views = np.concatenate([order[start[i] : start[i + 1]] for i in items])
-        return items, np.sort(views)
-    return batch
+        return items, np.flatnonzero(np.isin(view_item, items))
+    return sample
 
 
 def _refine_aligned(
@@ -151,7 +149,7 @@ def _refine_aligned(
     owner = torch.from_numpy(view_item)
     mask = torch.from_numpy(item_mask) if item_mask is not None else None
     opt = torch.optim.Adam([c], lr=cfg.lr)
-    batch_of = _refine_batches(len(item_x), view_item, cfg)
+    sample = _refine_sampler(len(item_x), view_item, cfg)
 
     def vote(logits_v: torch.Tensor, logits_i: torch.Tensor) -> torch.Tensor:
         votes = torch.softmax(logits_i, 1).clone()
@@ -167,13 +165,12 @@ def _refine_aligned(
         scale = _mean_squared_distance(items, c)
         codes = vote(logits(views, scale), logits(items, scale))
     for step in range(cfg.refine_steps):
-        batch = batch_of(step)
-        if batch is None:
+        if sample is None:
             lv, li = logits(views, scale), logits(items, scale)
             loss = F.cross_entropy(lv, codes[owner]) + F.cross_entropy(li, codes)
             loss = loss + cfg.anchor_weight * mean_squared_error(items, c[codes]) / scale
         else:
-            rows, view_rows = (torch.from_numpy(b) for b in batch)
+            rows, view_rows = (torch.from_numpy(b) for b in sample())
             step_items, step_codes = items[rows], codes[rows]
             lv, li = logits(views[view_rows], scale), logits(step_items, scale)
             loss = F.cross_entropy(lv, codes[owner[view_rows]]) + F.cross_entropy(li, step_codes)
