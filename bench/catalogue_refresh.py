@@ -19,6 +19,7 @@ import json
 import time
 from pathlib import Path
 
+from onevision.catalogue.config import RefreshConfig
 
 
 def train_bundles(world_dir: Path, out: Path, preset: str, generator_epochs: tuple[int, ...] | None = None) -> Path:
@@ -87,7 +88,6 @@ def _fmt(x: float) -> str:
 def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: dict | None = None) -> str:
     """Refresh both bundles with the world's new items and tabulate recall@10 for new vs old items."""
     from onevision import steps
-    from onevision.catalogue.config import RefreshConfig
     from onevision.catalogue.refresh import read_manifest
     from onevision.catalogue.tables import listed_between
     from onevision.world import load_world
@@ -97,15 +97,26 @@ def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: 
     listed_by = world.for_training().listed_by
     rows_dir = listed_between(world, listed_by).save(out / "rows")
     tuned = dataclasses.replace(cfg.refresh.finetune, **(finetune or {}))
-    variants = [  # (arm, label, parent bundle, refresh config or None for the parent itself)
+
+    def tune(**kw) -> RefreshConfig:
+        return dataclasses.replace(cfg.refresh, finetune=dataclasses.replace(tuned, **kw))
+
+    # (arm, label, parent bundle, refresh config or None for the parent itself). Besides each arm's default, the
+    # settings either side of it on the trade-off between finding new items and keeping old ones.
+    variants = [
         ("generator", "before refresh", bundles / "generator", None),
         ("generator", "refresh, SIDs + trie only (zero-shot)", bundles / "generator",
          dataclasses.replace(cfg.refresh, finetune=None)),
-        ("generator", "refresh + fine-tune", bundles / "generator", dataclasses.replace(cfg.refresh, finetune=tuned)),
+        ("generator", "+ fine-tune (default)", bundles / "generator", tune()),
+        ("generator", "+ fine-tune, distill x10 (gentler)", bundles / "generator", tune(distill=10 * tuned.distill)),
+        ("generator", "+ fine-tune, 10 epochs, lr 1e-3, distill 1 (stronger)", bundles / "generator",
+         tune(epochs=10, lr=1e-3, distill=1.0)),
         ("cascade", "before refresh", bundles / "cascade", None),
         ("cascade", "refresh, no popularity prior", bundles / "cascade",
          dataclasses.replace(cfg.refresh, cold_start_clicks="zero")),
-        ("cascade", "refresh (neighbours' popularity)", bundles / "cascade", cfg.refresh),
+        *[("cascade", f"refresh, neighbours' popularity x {scale}", bundles / "cascade",
+           dataclasses.replace(cfg.refresh, cold_start_scale=scale)) for scale in (0.25, 0.5)],
+        ("cascade", "refresh, neighbours' popularity (default)", bundles / "cascade", cfg.refresh),
     ]
     results = []
     for i, (arm, label, parent, config) in enumerate(variants):

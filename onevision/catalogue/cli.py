@@ -2,17 +2,19 @@
 recall on new vs old items. Registered as an entry point (pyproject.toml, group onevision.commands)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from onevision.catalogue.config import ListingEvalConfig, RefreshConfig
+from onevision.catalogue.config import COLD_START, ListingEvalConfig, RefreshConfig
 from onevision.cli_support import fail, input_path
 from onevision.generator.finetune import FinetuneConfig
 
 FT = FinetuneConfig()
+RC = RefreshConfig()
 EVAL = ListingEvalConfig()
 catalogue_app = typer.Typer(help="Catalogue refresh: add newly listed items to a bundle without retraining it.",
                             no_args_is_help=True)
@@ -40,8 +42,12 @@ def refresh(
     epochs: int = typer.Option(FT.epochs, help="Fine-tune epochs."),
     lr: float = typer.Option(FT.lr, help="Fine-tune learning rate."),
     replay: float = typer.Option(FT.replay, help="Replayed old views per new view."),
+    distill: float = typer.Option(FT.distill, help="Weight of the replayed views' KL to the frozen generator."),
     augmented_copies: int = typer.Option(FT.augmented_copies, help="Photo-like augmented copies of every view."),
     seed: int = typer.Option(FT.seed, help="Random seed of the fine-tune."),
+    cold_start_clicks: str = typer.Option(RC.cold_start_clicks, help=f"Cascade: new items' click prior, one of "
+                                          f"{', '.join(COLD_START)}."),
+    cold_start_scale: float = typer.Option(RC.cold_start_scale, help="Cascade: the neighbours' click prior x this."),
     version: Optional[str] = typer.Option(None, help="Version of the new bundle (default: the time)."),
 ) -> None:
     """Write a new version of BUNDLE with the new items (and without the delisted ones), plus refresh_manifest.json."""
@@ -53,11 +59,15 @@ def refresh(
     if finetune and replay_views is None and replay > 0:
         typer.secho("warning: no --replay-views: the fine-tune sees only the new items' views and may forget old "
                     "ones", fg=typer.colors.YELLOW, err=True)
-    tune = FinetuneConfig(epochs, lr, FT.batch_size, augmented_copies, replay, seed) if finetune else None
+    try:
+        tune = dataclasses.replace(FT, epochs=epochs, lr=lr, replay=replay, distill=distill,
+                                   augmented_copies=augmented_copies, seed=seed) if finetune else None
+        config = RefreshConfig(tune, version, cold_start_clicks, cold_start_scale)
+    except ValueError as exc:
+        fail(str(exc), 2)
     try:
         result = steps.refresh_step(input_path(bundle), items, views, out, delisted=_ids(delist),
-                                    replay_views_path=replay_views, config=RefreshConfig(tune, version),
-                                    show_progress=True)
+                                    replay_views_path=replay_views, config=config, show_progress=True)
     except (CatalogueTableError, SidSpaceFull, BundleIntegrityError, FileExistsError, FileNotFoundError) as exc:
         fail(str(exc))
     typer.echo(json.dumps(result, indent=2))

@@ -128,15 +128,15 @@ def _finetune(stage: Path, encoder, vrq, rows: NewRows, replay: pd.DataFrame | N
             "losses": [round(x, 5) for x in losses], "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _prior_clicks(table, item_emb: np.ndarray, how: str) -> np.ndarray:
-    """The clicks new items start with: 0, or the mean of their nearest listed items' (by embedding)."""
+def _prior_clicks(table, item_emb: np.ndarray, how: str, scale: float = 1.0) -> np.ndarray:
+    """The clicks new items start with: 0, or `scale` x the mean of their nearest listed items' (by embedding)."""
     from onevision.catalogue.config import NEIGHBOUR_CLICKS
 
     if how == "zero" or not len(table.item_ids):
         return np.zeros(len(item_emb), np.float64)
     k = min(NEIGHBOUR_CLICKS, len(table.item_ids))
     nearest = np.argsort(-(item_emb @ table.emb.T), axis=1, kind="stable")[:, :k]
-    return table.clicks[nearest].mean(1).astype(np.float64)
+    return scale * table.clicks[nearest].mean(1).astype(np.float64)
 
 
 def _refresh_cascade(parent: Path, stage: Path, rows: NewRows, delisted: np.ndarray, config: RefreshConfig,
@@ -156,7 +156,7 @@ def _refresh_cascade(parent: Path, stage: Path, rows: NewRows, delisted: np.ndar
     items = rows.items
     new = ItemTable(item_ids=rows.item_ids, brand=items["brand"].to_numpy(np.int64),
                     price_band=items["price_band"].to_numpy(np.int64), category=items["category"].to_numpy(np.int64),
-                    clicks=_prior_clicks(tables["rank"], item_emb, config.cold_start_clicks),
+                    clicks=_prior_clicks(tables["rank"], item_emb, config.cold_start_clicks, config.cold_start_scale),
                     emb=item_emb.astype(np.float32))
     recall.updated(rows.item_ids, item_emb, delisted).save(stage / "cascade" / "recall")
     for name, table in tables.items():

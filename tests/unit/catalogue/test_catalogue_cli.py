@@ -82,3 +82,48 @@ def test_evaluate_prints_recall_for_new_and_old_items(new_item_models, tmp_path:
     assert result.exit_code == 0, result.output
     values = json.loads((tmp_path / "listing_recall.json").read_text())
     assert values["new"] == 0.0 and values["n_new"] > 0 and values["old"] > 0
+
+
+def _refresh(new_item_models, rows: Path, out: Path, bundle: Path, *flags: str):
+    return runner.invoke(catalogue_app, [
+        "refresh", "--bundle", str(bundle), "--items", str(rows / "items.parquet"),
+        "--views", str(rows / "item_views.parquet"), "--out", str(out), *flags])
+
+
+def test_the_fine_tune_runs_with_the_default_config_and_the_flags_given(new_item_models, tmp_path: Path) -> None:
+    import dataclasses
+
+    from onevision.generator.finetune import FinetuneConfig
+
+    rows = _new_rows(new_item_models, tmp_path / "rows")
+    replay = ["--replay-views", str(Path(new_item_models.world) / "item_views.parquet")]
+    result = _refresh(new_item_models, rows, tmp_path / "default", new_item_models.generator_bundle, *replay)
+    assert result.exit_code == 0, result.output
+    used = json.loads((tmp_path / "default" / "refresh_manifest.json").read_text())["finetune"]["config"]
+    assert used == dataclasses.asdict(FinetuneConfig())  # every default, distillation's weight included
+    result = _refresh(new_item_models, rows, tmp_path / "flags", new_item_models.generator_bundle, *replay,
+                      "--epochs", "1", "--distill", "5", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    used = json.loads((tmp_path / "flags" / "refresh_manifest.json").read_text())["finetune"]["config"]
+    assert (used["epochs"], used["distill"], used["seed"]) == (1, 5.0, 3)
+
+
+def test_the_cascade_prior_scale_scales_the_new_items_clicks(new_item_models, tmp_path: Path) -> None:
+    rows = _new_rows(new_item_models, tmp_path / "rows")
+    priors = {}
+    for scale in ("1", "0.5"):
+        out = tmp_path / f"x{scale}"
+        result = _refresh(new_item_models, rows, out, new_item_models.cascade_bundle, "--cold-start-scale", scale)
+        assert result.exit_code == 0, result.output
+        priors[scale] = [a["prior_clicks"] for a in json.loads((out / "refresh_manifest.json").read_text())["added"]]
+    assert any(p > 0 for p in priors["1"])
+    assert max(abs(half - full / 2) for half, full in zip(priors["0.5"], priors["1"])) <= 1e-3  # 3 decimals
+
+
+def test_a_bad_cold_start_setting_is_a_usage_error(new_item_models, tmp_path: Path) -> None:
+    rows = _new_rows(new_item_models, tmp_path / "rows")
+    for flags, message in ((("--cold-start-scale", "-1"), "cold_start_scale must be >= 0"),
+                           (("--cold-start-clicks", "median"), "cold_start_clicks must be one of")):
+        result = _refresh(new_item_models, rows, tmp_path / "out", new_item_models.cascade_bundle, *flags)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "out").exists()
