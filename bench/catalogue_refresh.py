@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -111,6 +112,8 @@ def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: 
         ("generator", "+ fine-tune, distill x10 (gentler)", bundles / "generator", tune(distill=10 * tuned.distill)),
         ("generator", "+ fine-tune, 10 epochs, lr 1e-3, distill 1 (stronger)", bundles / "generator",
          tune(epochs=10, lr=1e-3, distill=1.0)),
+        ("generator", "+ the stronger fine-tune, weights halfway to the parent's (WiSE-FT 0.5)", bundles / "generator",
+         tune(epochs=10, lr=1e-3, distill=1.0, weight_interpolation=0.5)),
         ("cascade", "before refresh", bundles / "cascade", None),
         ("cascade", "refresh, no popularity prior", bundles / "cascade",
          dataclasses.replace(cfg.refresh, cold_start_clicks="zero")),
@@ -119,16 +122,17 @@ def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: 
         ("cascade", "refresh, neighbours' popularity (default)", bundles / "cascade", cfg.refresh),
     ]
     results = []
-    for i, (arm, label, parent, config) in enumerate(variants):
+    for arm, label, parent, config in variants:
         bundle, seconds = parent, None
+        key = f"{arm}-{hashlib.sha256(repr(config).encode()).hexdigest()[:12]}"  # reused only for the same config
         if config is not None:
-            bundle = out / "refreshed" / f"{arm}-{i}"
+            bundle = out / "refreshed" / key
             if not (bundle / "bundle.json").exists():
                 steps.refresh_step(parent, rows_dir / "items.parquet", rows_dir / "item_views.parquet", bundle,
                                    replay_views_path=Path(world_dir) / "item_views.parquet", config=config)
             seconds = read_manifest(bundle)["seconds"]
         t0 = time.perf_counter()
-        recall = steps.listing_eval_step(bundle, world_dir, out / "listing" / f"{arm}-{i}", cfg.listing,
+        recall = steps.listing_eval_step(bundle, world_dir, out / "listing" / key, cfg.listing,
                                          cfg.eval.decode)
         print(f"{arm} / {label}: old {recall['old']:.3f} new {recall['new']:.3f} "
               f"(eval {time.perf_counter() - t0:.0f} s, refresh {seconds} s)", flush=True)

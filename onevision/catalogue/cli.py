@@ -44,6 +44,8 @@ def refresh(
     replay: float = typer.Option(FT.replay, help="Replayed old views per new view."),
     distill: float = typer.Option(FT.distill, help="Weight of the replayed views' KL to the frozen generator."),
     augmented_copies: int = typer.Option(FT.augmented_copies, help="Photo-like augmented copies of every view."),
+    interpolation: float = typer.Option(FT.weight_interpolation, help="Keep this share of the fine-tuned weights, "
+                                        "the rest the parent's (WiSE-FT; 1: the fine-tuned model)."),
     seed: int = typer.Option(FT.seed, help="Random seed of the fine-tune."),
     cold_start_clicks: str = typer.Option(RC.cold_start_clicks, help=f"Cascade: new items' click prior, one of "
                                           f"{', '.join(COLD_START)}."),
@@ -61,7 +63,8 @@ def refresh(
                     "ones", fg=typer.colors.YELLOW, err=True)
     try:
         tune = dataclasses.replace(FT, epochs=epochs, lr=lr, replay=replay, distill=distill,
-                                   augmented_copies=augmented_copies, seed=seed) if finetune else None
+                                   augmented_copies=augmented_copies, seed=seed,
+                                   weight_interpolation=interpolation) if finetune else None
         config = RefreshConfig(tune, version, cold_start_clicks, cold_start_scale)
     except ValueError as exc:
         fail(str(exc), 2)

@@ -44,10 +44,16 @@ class FinetuneConfig:
     distill: float = 3.0  # weight of the replayed views' KL to the frozen model
     trainable: str = "all"  # "all" or "deep-heads": only the output heads of the deepest code and the token
     seed: int = 0
+    # WiSE-FT (Wortsman et al., 2022): the saved weights are (1 - w) x the parent's + w x the fine-tuned ones;
+    # 1.0 keeps the fine-tuned model. A strong fine-tune interpolated halfway keeps more of the old items than a
+    # gentle one finds the same new items with (docs/catalogue.md).
+    weight_interpolation: float = 1.0
 
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE:
             raise ValueError(f"FinetuneConfig.trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if not 0.0 < self.weight_interpolation <= 1.0:
+            raise ValueError(f"FinetuneConfig.weight_interpolation must be in (0, 1], got {self.weight_interpolation!r}")
 
 
 TRAINABLE = ("all", "deep-heads")
@@ -146,5 +152,18 @@ def finetune_generator(model: SidGenerator, new: VisualExamples, old: VisualExam
         losses = trainer.run(finetune_batches(model, reference, new, old, config), show_progress)
     for p in model.parameters():
         p.requires_grad_(True)
+    if config.weight_interpolation < 1.0:
+        interpolate_weights(model, reference, config.weight_interpolation)
     model.eval()
     return losses
+
+
+def interpolate_weights(model: SidGenerator, parent: SidGenerator, share: float) -> None:
+    """`model`'s floating-point weights and buffers, in place: (1 - share) x `parent`'s + share x its own."""
+    import torch
+
+    parent_state = parent.state_dict()
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                value.copy_(torch.lerp(parent_state[name], value, share))

@@ -102,10 +102,10 @@ def test_the_fine_tune_runs_with_the_default_config_and_the_flags_given(new_item
     used = json.loads((tmp_path / "default" / "refresh_manifest.json").read_text())["finetune"]["config"]
     assert used == dataclasses.asdict(FinetuneConfig())  # every default, distillation's weight included
     result = _refresh(new_item_models, rows, tmp_path / "flags", new_item_models.generator_bundle, *replay,
-                      "--epochs", "1", "--distill", "5", "--seed", "3")
+                      "--epochs", "1", "--distill", "5", "--seed", "3", "--interpolation", "0.5")
     assert result.exit_code == 0, result.output
     used = json.loads((tmp_path / "flags" / "refresh_manifest.json").read_text())["finetune"]["config"]
-    assert (used["epochs"], used["distill"], used["seed"]) == (1, 5.0, 3)
+    assert (used["epochs"], used["distill"], used["seed"], used["weight_interpolation"]) == (1, 5.0, 3, 0.5)
 
 
 def test_the_cascade_prior_scale_scales_the_new_items_clicks(new_item_models, tmp_path: Path) -> None:

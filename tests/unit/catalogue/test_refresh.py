@@ -201,3 +201,33 @@ def test_a_brand_beyond_a_full_attribute_table_is_refused(new_item_models, new_r
     with pytest.raises(SidSpaceFull, match="brand 8 x price band .* none of its 40 codes is free"):
         refresh_bundle(new_item_models.generator_bundle, rows, tmp_path / "out", config=ZERO_SHOT)
     assert not (tmp_path / "out").exists()
+
+
+def test_weight_interpolation_keeps_that_share_of_the_fine_tuned_weights(new_item_models, new_rows, tmp_path) -> None:
+    import dataclasses
+
+    import torch
+
+    from onevision.generator.finetune import FinetuneConfig
+    from onevision.generator.model import SidGenerator
+
+    world = load_world(new_item_models.world)
+    full = FinetuneConfig(epochs=1, augmented_copies=0)
+    weights = {}
+    for name, config in (("full", full), ("half", dataclasses.replace(full, weight_interpolation=0.5))):
+        out = refresh_bundle(new_item_models.generator_bundle, new_rows, tmp_path / name, config=RefreshConfig(config),
+                             replay_views=world.item_views).bundle_dir
+        weights[name] = SidGenerator.load(Path(out) / "generator").state_dict()
+    parent = SidGenerator.load(Path(new_item_models.generator_bundle) / "generator").state_dict()
+    moved = [k for k, v in parent.items() if v.is_floating_point() and not torch.equal(v, weights["full"][k])]
+    assert moved  # the fine-tune changed weights, and the interpolated model is halfway on every one of them
+    for k in moved:
+        torch.testing.assert_close(weights["half"][k], (parent[k] + weights["full"][k]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_interpolation_outside_0_1_is_refused() -> None:
+    from onevision.generator.finetune import FinetuneConfig
+
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="weight_interpolation must be in"):
+            FinetuneConfig(weight_interpolation=bad)
