@@ -7,7 +7,7 @@ already listed items:
   same input, to hold the old catalogue's scores. A plain cross-entropy replay (stage 1 on both) taught the new
   SIDs as well but moved old items' scores with them (tiny world: new items' recall 0 -> 0.82, old items'
   0.33 -> 0.13): the model learns "the new SIDs are likely" where it should learn "this photo is the new item".
-  Distillation only partly prevents that (docs/catalogue.md: old items still lose 5-14 pts on the default world).
+  Distillation only partly prevents that (docs/catalogue.md: old items still lose 5-15 pts on the default world).
 The user tower and affinity scorer get no gradient (no user inputs), so personalisation is left as it was.
 
 Only dataclasses at import time (the CLI reads `FinetuneConfig` for its defaults without torch).
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class FinetuneConfig:
     # On the default world (bench/catalogue_refresh.py, docs/catalogue.md) 10 epochs at lr 1e-3 and distill 1
-    # lifted new items' recall@10 from 0 to 0.88 but cut old items' from 0.544 to 0.404; these gentler settings
-    # gave 0.66 and 0.493. Neither keeps old items within the refresh gate's 1 pt yet.
+    # lifted new items' recall@10 from 0 to 0.88 but cut old items' from 0.783 to 0.638; these gentler settings
+    # gave 0.72 and 0.734. Neither keeps old items within the refresh gate's 1 pt yet.
     epochs: int = 3  # passes over the new items' examples
     lr: float = 3e-4
     batch_size: int = 64  # new + replayed examples per step
@@ -45,8 +45,8 @@ class FinetuneConfig:
     trainable: str = "all"  # "all" or "deep-heads": only the output heads of the deepest code and the token
     seed: int = 0
     # WiSE-FT (Wortsman et al., 2022): the saved weights are (1 - w) x the parent's + w x the fine-tuned ones;
-    # 1.0 keeps the fine-tuned model. A strong fine-tune interpolated halfway keeps more of the old items than a
-    # gentle one finds the same new items with (docs/catalogue.md).
+    # 1.0 keeps the fine-tuned model. The stronger fine-tune above at 0.5 kept old items at 0.761 and found new
+    # ones at 0.618 (docs/catalogue.md): another point on the default's trade-off, not past it.
     weight_interpolation: float = 1.0
 
     def __post_init__(self) -> None:
