@@ -4,23 +4,11 @@ refreshed bundles of the same configs."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "catalogue_refresh.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("catalogue_refresh_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rows(table: str) -> dict[str, list[str]]:
@@ -32,8 +20,8 @@ def _rows(table: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_the_bench_measures_both_arms_before_and_after_every_refresh(tmp_path: Path) -> None:
-    bench = load_bench()
+def test_the_bench_measures_both_arms_before_and_after_every_refresh(load_bench, tmp_path: Path) -> None:
+    bench = load_bench("catalogue_refresh")
     out = tmp_path / "refresh"
     args = argparse.Namespace(preset="tiny", seed=0, new_item_share=0.2, drift_start_day=None)
     world = bench.make_world(out, args)

@@ -3,29 +3,18 @@ timed, with every training step's peak memory read from its metrics, storage, th
 projection table."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
 TINY_WORLD = "--users 24 --days 6 --queries-per-day 40 --train-days 3 --val-days 1 --brands 8"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("scale_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_scale_table_measures_every_step_of_a_real_run(tmp_path: Path, capsys) -> None:
-    bench = load_bench()
+def test_the_scale_table_measures_every_step_of_a_real_run(load_bench, tmp_path: Path, capsys) -> None:
+    bench = load_bench("scale")
     out = tmp_path / "scale"
     assert bench.main(["--sizes", "64", "--out", str(out), "--preset", "tiny", "--world-flags", TINY_WORLD,
                        "--project", "1000000"]) == 0

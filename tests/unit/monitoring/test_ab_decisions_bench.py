@@ -3,24 +3,11 @@ the naive repeated z-test is shown above the sequential test, a real lift is fou
 10% vs 9% split bug is detected while a correct split is not."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "ab_decisions.py"
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("ab_decisions", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_simulation_table_runs_and_tells_the_tests_apart(tmp_path, capsys) -> None:
-    bench = load_bench()
+def test_the_simulation_table_runs_and_tells_the_tests_apart(load_bench, tmp_path, capsys) -> None:
+    bench = load_bench("ab_decisions")
     out = tmp_path / "ab.json"
     assert bench.main(["--aa-runs", "40", "--power-runs", "12", "--srm-runs", "30", "--users", "20000",
                        "--lift", "0.05", "--workers", "1", "--json", str(out)]) == 0
