@@ -41,9 +41,13 @@ COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
 COPY monitoring ./monitoring
+# The compiled decoder's kernels are built here, into a cache the serving user can read and extend.
+ENV NUMBA_CACHE_DIR=/opt/onevision/numba-cache
 RUN pip install --no-deps . \
     && python -c "import onevision, components, pipelines, serving, monitoring, kfp" \
-    && useradd --create-home --uid 1000 onevision
+    && python -c "from onevision.generator.decode import compile_kernels; compile_kernels()" \
+    && useradd --create-home --uid 1000 onevision \
+    && chown -R 1000 /opt/onevision/numba-cache
 
 USER 1000
 WORKDIR /home/onevision

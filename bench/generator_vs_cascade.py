@@ -37,11 +37,14 @@ class Setting:
     name: str
     beam_width: int
     pruning: PruningConfig
+    engine: str = "auto"  # the decoder engine: NumPy at batch 1, torch at batch 32 (decode.NUMPY_DECODER_MAX_ROWS)
 
 
 FULL = Setting("full beam 50", 50, PruningConfig())
 SETTINGS = (
     FULL,
+    Setting("full beam 50, torch decoder only", 50, PruningConfig(), "torch"),
+    Setting("served, torch decoder only", SERVING_BEAM_WIDTH, SERVING_PRUNING, "torch"),
     Setting("full beam 20", 20, PruningConfig()),
     Setting("tokens 12/16", 50, PruningConfig(keep_tokens=12)),
     Setting("token mass 0.9 (adaptive)", 50, PruningConfig(token_mass=0.9)),
@@ -98,6 +101,10 @@ def plot(rows: list[dict], cascade: dict, threads: int, path: Path) -> None:
     fig.savefig(path)
 
 
+def _row(rows: list[dict], setting: Setting) -> dict:
+    return next(r for r in rows if r["setting"] == setting)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", required=True)
@@ -134,12 +141,17 @@ def main() -> None:
     cas_recall, cas_ctr = quality(cascade)
     cas = {"name": "cascade", "recall": cas_recall, "ctr": cas_ctr}
     rows = []
+    lists = {}  # each setting's top 10 of the timed queries, one at a time (batch 1: the engine "auto" picks)
     for setting in SETTINGS:
-        generator.beam_width, generator.pruning = setting.beam_width, setting.pruning
+        generator.beam_width, generator.pruning, generator.engine = setting.beam_width, setting.pruning, setting.engine
         recall, ctr = quality(generator)
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter:  # counts torch's operations: the torch decoder's
             for inp in inputs[:16]:
-                beam_search(generator.generator, inp, generator.vrq.trie, setting.beam_width, 10, setting.pruning)
+                beam_search(generator.generator, inp, generator.vrq.trie, setting.beam_width, 10, setting.pruning,
+                            engine="torch")
+        lists[setting] = np.concatenate([beam_search(generator.generator, inp, generator.vrq.trie, setting.beam_width,
+                                                     10, setting.pruning, engine=setting.engine).item_ids
+                                         for inp in inputs])
         rows.append({"name": setting.name, "setting": setting, "recall": recall, "ctr": ctr,
                      "flops": counter.get_total_flops() / 16})
 
@@ -153,7 +165,8 @@ def main() -> None:
             setting = arm.get("setting")
             retriever = cascade if setting is None else generator
             if setting is not None:
-                generator.beam_width, generator.pruning = setting.beam_width, setting.pruning
+                generator.beam_width, generator.pruning, generator.engine = (setting.beam_width, setting.pruning,
+                                                                             setting.engine)
             sample = {}
             call = lambda s, e: retriever.retrieve(images[s:e], users[s:e], 10)  # noqa: E731
             for t in args.threads:
@@ -163,7 +176,8 @@ def main() -> None:
             torch.set_num_threads(1)
             if setting is not None:
                 sample["decode"] = latency_ms(lambda s, e: beam_search(
-                    generator.generator, inputs[s], generator.vrq.trie, setting.beam_width, 10, setting.pruning),
+                    generator.generator, inputs[s], generator.vrq.trie, setting.beam_width, 10, setting.pruning,
+                    engine=setting.engine),
                     n_lat, 1, 1)
             arm["rounds"].append(sample)
     full = rows[0]
@@ -206,6 +220,12 @@ def main() -> None:
         print(f"\nserved default, {t} thread(s): wall-clock gain over full beam "
               f"{1 - ratio(served, full, ('b1', t)):+.0%} at batch 1, {1 - ratio(served, full, ('b32', t)):+.0%} at "
               f"batch 32; recall@10 {100 * (served['recall'] - full['recall']):+.1f} pts")
+    for fast, slow in ((SETTINGS[0], SETTINGS[1]), (next(r["setting"] for r in rows if r["name"].startswith("served:")),
+                                                   SETTINGS[2])):
+        same = (lists[fast] == lists[slow]).all(1)
+        print(f"\n{fast.name}: compiled decoder vs torch decoder at batch 1: {int(same.sum())}/{len(same)} identical top-10 "
+              f"lists; decode ×{ratio(_row(rows, fast), _row(rows, slow), 'decode'):.2f}, end to end "
+              + ", ".join(f"×{ratio(_row(rows, fast), _row(rows, slow), ('b1', t)):.2f} ({t}t)" for t in args.threads))
     if args.plot:
         plot(rows, cas, args.threads[0], args.plot)
         print(f"\nplot: {args.plot}")

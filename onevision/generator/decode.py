@@ -11,6 +11,9 @@ Dynamic pruning, both kinds:
 - beam pruning: a beam whose log-prob falls more than `beam_margin` below its query's best is dropped, and
   the width shrinks at deeper levels when the first beams hold `confidence_mass` of the probability.
 With `PruningConfig()` (no pruning) the search is exactly full beam search.
+
+The search's bookkeeping is NumPy; the decoder is the compiled one (`numba_decoder`) for small batches and the
+torch one (`incremental`) for large ones (`encode_and_open`). Both rank alike.
 """
 from __future__ import annotations
 
@@ -20,8 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from onevision.generator import beam_kernels, numba_decoder
+from onevision.generator.beam_kernels import candidates, top_k_rows
 from onevision.generator.incremental import IncrementalDecoder
-from onevision.generator.options import SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig
+from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel, one_blas_thread
+from onevision.generator.options import DECODER_ENGINES, SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig
 from onevision.generator.model import GeneratorInput, SidGenerator
 from onevision.vrq.sid import SidTrie
 
@@ -48,7 +54,47 @@ def tokens_to_keep(importance: torch.Tensor, pruning: PruningConfig) -> int | No
     return needed if pruning.keep_tokens is None else min(needed, pruning.keep_tokens)
 
 
-@torch.inference_mode()
+# Beam rows per step up to which the compiled decoder is faster than torch's (see bench/generator_vs_cascade.py)
+COMPILED_DECODER_MAX_ROWS = 256
+_NO_BIAS = np.zeros((0, 0), np.float32)
+
+
+def compile_kernels() -> None:
+    """Compile (or load from the disk cache) every kernel the search runs, e.g. when a server loads its model."""
+    numba_decoder.compile_kernels()
+    beam_kernels.compile_kernels()
+
+
+def encode_and_open(model: SidGenerator, batch: GeneratorInput, keep_tokens: int | None, rows: int,
+                    engine: str = "auto") -> tuple:
+    """The memory of `batch` and an incremental decoder over it for `rows` beam rows (see
+    options.DECODER_ENGINES): (decoder, number of memory tokens)."""
+    if engine not in DECODER_ENGINES:
+        raise ValueError(f"unknown decoder engine {engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
+    if engine == "numba" or (engine == "auto" and rows <= COMPILED_DECODER_MAX_ROWS):
+        try:
+            memory = numba_decoder.encode(model, numba_decoder.encoder_inputs(model, batch, keep_tokens))
+            return CompiledDecoder(model, memory), memory.shape[0] * memory.shape[1]
+        except UnsupportedModel:
+            if engine == "numba":
+                raise
+    memory = model.encode(batch, keep_tokens)
+    return _TorchSteps(IncrementalDecoder(model, memory)), memory.shape[0] * memory.shape[1]
+
+
+class _TorchSteps:
+    """IncrementalDecoder with NumPy arrays in and out (zero-copy views), as the beam search keeps them."""
+
+    def __init__(self, decoder: IncrementalDecoder):
+        self.decoder = decoder
+
+    def step(self, prefix: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return self.decoder.step(torch.from_numpy(prefix), torch.from_numpy(query)).numpy()
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.decoder.reorder(torch.from_numpy(rows))
+
+
 def beam_search(
     model: SidGenerator,
     batch: GeneratorInput,
@@ -56,84 +102,97 @@ def beam_search(
     beam_width: int,
     top_k: int,
     pruning: PruningConfig = PruningConfig(),
+    engine: str = "auto",
 ) -> DecodeResult:
+    with torch.inference_mode(), one_blas_thread():
+        return _beam_search(model, batch, trie, beam_width, top_k, pruning, engine)
+
+
+def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam_width: int, top_k: int,
+                 pruning: PruningConfig, engine: str) -> DecodeResult:
     b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
-    memory = model.encode(batch, tokens_to_keep(batch.token_importance, pruning))
+    decoder, encoder_tokens = encode_and_open(model, batch, tokens_to_keep(batch.token_importance, pruning),
+                                              b * beam_width, engine)
     bias = model.level_bias(batch)
-    decoder = IncrementalDecoder(model, memory)
-    encoder_tokens = memory.shape[0] * memory.shape[1]
+    bias = None if bias is None else np.ascontiguousarray(bias.numpy())
     depth = trie.depth
     # Alive rows: (query index, trie node, prefix tokens, score), grouped by query; `counts` rows per query
-    query = torch.arange(b)
-    node = torch.zeros(b, dtype=torch.long)
-    prefix = torch.zeros(b, 0, dtype=torch.long)
-    score = torch.zeros(b)
-    counts, even = torch.ones(b, dtype=torch.long), True  # even: every query has the same number of rows
+    query = np.arange(b)
+    node = np.zeros(b, dtype=np.int64)
+    prefix = np.zeros((b, 0), dtype=np.int64)
+    score = np.zeros(b, dtype=np.float32)
+    counts, even = np.ones(b, dtype=np.int64), True  # even: every query has the same number of rows
     decoder_rows = 0
     floor_width = max(pruning.min_width, top_k, 1)
     # the deepest level the decoder runs at: after it no cache is read again, so none is reordered
     last_step = max((lvl for lvl in range(depth) if trie.vocab_sizes[lvl] > 1), default=-1)
     for level in range(depth):
-        if trie.vocab_sizes[level] == 1:  # a one-token level (no collisions): log p = 0, skip the decoder
-            logp = torch.zeros(len(query), 1)
-        else:
+        if trie.vocab_sizes[level] > 1:
             decoder_rows += len(query)
-            logp = torch.log_softmax(decoder.step(prefix, query), -1)
-        if bias is not None and level == model.config.attribute_level:  # the product of experts' user term
-            logp = logp + bias.index_select(0, query)
-        cand = (score[:, None] + logp) + trie.penalty(level, node)  # invalid next tokens: -inf
+            table, rows = trie.penalty_table(level), node  # invalid next tokens: -inf
+            if table is None:  # no dense table at this level: the rows' own penalties
+                table, rows = trie.penalty(level, torch.from_numpy(node)).numpy(), np.arange(len(node))
+            use_bias = bias is not None and level == model.config.attribute_level  # the product of experts' user term
+            cand = candidates(decoder.step(prefix, query), score, table, rows, bias if use_bias else _NO_BIAS, query)
+        else:  # a one-token level (no collisions): log p = 0, the decoder is skipped
+            cand = score[:, None] + trie.penalty(level, torch.from_numpy(node)).numpy()
+            if bias is not None and level == model.config.attribute_level:
+                cand += bias[query]
         width = max(beam_width if level < depth - 1 else top_k, top_k, 1)
         # Gather each query's candidates into one row of (rows_of_query × V) and take its top `width`.
         v = cand.shape[1]
-        first = torch.cumsum(counts, 0) - counts  # (b,) first row of each query
+        first = np.cumsum(counts) - counts  # (b,) first row of each query
         if even:  # no scatter needed
             max_rows = len(query) // b
-            grid = cand.view(b, max_rows * v)
+            grid = cand.reshape(b, max_rows * v)
         else:
-            slot = torch.arange(len(query)) - first[query]
+            slot = np.arange(len(query)) - first[query]
             max_rows = int(counts.max())
-            grid = torch.full((b, max_rows, v), -math.inf)
+            grid = np.full((b, max_rows, v), -np.inf, np.float32)
             grid[query, slot] = cand
-            grid = grid.view(b, max_rows * v)
+            grid = grid.reshape(b, max_rows * v)
         k = min(width, grid.shape[1])
-        top_scores, top_index = grid.topk(k, dim=1)
-        keep = top_scores > -math.inf
+        top_scores, top_index = top_k_rows(grid, k)
+        keep = top_scores > -np.inf
         if level == depth - 1:  # the list a user sees: the top_k valid SIDs, never pruned shorter
-            if k > top_k:
-                keep[:, top_k:] = False
+            keep[:, top_k:] = False
         elif pruning.enabled:
             # Pruning never keeps fewer than top_k (or min_width) beams: every surviving beam has at least one
             # valid leaf below it, so the final list is full whenever the catalogue allows.
-            floor = torch.arange(k)[None, :] < floor_width
+            floor = np.arange(k)[None, :] < floor_width
             if math.isfinite(pruning.beam_margin):
                 keep &= (top_scores >= top_scores[:, :1] - pruning.beam_margin) | floor
             if pruning.confidence_mass < 1.0:
-                probs = torch.softmax(torch.where(keep, top_scores, torch.tensor(-math.inf)), dim=1)
-                covered = torch.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
+                probs = np.exp(np.where(keep, top_scores - top_scores[:, :1], -np.inf))
+                probs /= probs.sum(1, keepdims=True)
+                covered = np.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
                 keep &= covered | floor
         counts = keep.sum(1)
-        if bool(keep.all()):  # nothing dropped: survivors are the grid in row-major order
-            q_idx = torch.arange(b).repeat_interleave(k) if b > 1 else torch.zeros(k, dtype=torch.long)
-            flat, chosen, even = top_index.view(-1), top_scores.view(-1), True
+        if keep.all():  # nothing dropped: survivors are the grid in row-major order
+            q_idx = np.repeat(np.arange(b), k)
+            flat, chosen, even = top_index.reshape(-1), top_scores.reshape(-1), True
         else:
-            q_idx, j = torch.nonzero(keep, as_tuple=True)
+            q_idx, j = np.nonzero(keep)
             flat, chosen = top_index[q_idx, j], top_scores[q_idx, j]
             even = b == 1 or bool((counts == counts[0]).all())
         token = flat % v
-        src = first.index_select(0, q_idx) + flat // v  # the alive row each survivor extends
-        node = trie.child(level, node.index_select(0, src), token)
+        src = first[q_idx] + flat // v  # the alive row each survivor extends
+        transitions = trie.transitions(level)
+        if transitions is not None:  # the dense table of (node, token) -> child
+            node = transitions.numpy()[node[src], token]
+        else:
+            node = trie.child(level, torch.from_numpy(node[src]), torch.from_numpy(token)).numpy()
         if level < last_step:
             decoder.reorder(src)
-        prefix = torch.cat([prefix.index_select(0, src), token[:, None]], 1)
+        prefix = np.concatenate([prefix[src], token[:, None]], 1)
         score = chosen
         query = q_idx
     # Final rows are sorted by query then score (topk order); lay them out as (B, top_k).
     out_items = np.full((b, top_k), -1, dtype=np.int64)
     out_sids = np.full((b, top_k, depth), -1, dtype=np.int64)
     out_scores = np.full((b, top_k), -np.inf, dtype=np.float32)
-    slot = (torch.arange(len(query)) - torch.searchsorted(query, torch.arange(b))[query]).numpy()
-    qn = query.numpy()
-    out_items[qn, slot] = trie.leaf_item[node.numpy()]
-    out_sids[qn, slot] = prefix.numpy()
-    out_scores[qn, slot] = score.numpy()
+    slot = np.arange(len(query)) - np.searchsorted(query, np.arange(b))[query]
+    out_items[query, slot] = trie.leaf_item[node]
+    out_sids[query, slot] = prefix
+    out_scores[query, slot] = score
     return DecodeResult(out_items, out_sids, out_scores, decoder_rows, encoder_tokens)

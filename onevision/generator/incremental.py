@@ -14,13 +14,13 @@ is dominated by its per-sequence overhead (about 3x slower at 50 rows, and at 1,
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
 from onevision.generator.model import SidGenerator
+from onevision.generator.prepared import PerModel
 
 
 def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
@@ -60,18 +60,9 @@ def _layer(layer: torch.nn.TransformerDecoderLayer, d: int) -> _Layer:
     )
 
 
-_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _layers(model: SidGenerator) -> tuple[_Layer, ...]:
-    """The decoder layers' weights as views of the model's parameters, gathered once per model: views follow
-    in-place updates (optimizer steps, load_state_dict), and the key notices a parameter replaced outright."""
-    key = tuple(id(p) for p in model.parameters())
-    hit = _PREPARED.get(model)
-    if hit is None or hit[0] != key:
-        hit = (key, tuple(_layer(layer, model.config.d_model) for layer in model.decoder.layers))
-        _PREPARED[model] = hit
-    return hit[1]
+# The decoder layers' weights as views of the model's parameters, gathered once per model (views follow in-place
+# updates; a replaced parameter rebuilds them).
+_layers = PerModel(lambda model: tuple(_layer(layer, model.config.d_model) for layer in model.decoder.layers))
 
 
 class IncrementalDecoder:

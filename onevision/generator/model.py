@@ -124,6 +124,10 @@ class SidGenerator(nn.Module):
 
     def encode(self, batch: GeneratorInput, keep_tokens: int | None = None) -> torch.Tensor:
         """Memory (B, S, d). keep_tokens < T drops the least important image tokens (dynamic token pruning)."""
+        return self.encoder(self.encoder_inputs(batch, keep_tokens))
+
+    def encoder_inputs(self, batch: GeneratorInput, keep_tokens: int | None = None) -> torch.Tensor:
+        """The encoder's input sequence (B, S, d): projected image tokens, the global embedding, user tokens."""
         tokens = batch.image_tokens
         b, t, _ = tokens.shape
         pos = self.position[:, :t].expand(b, -1, -1)
@@ -141,7 +145,7 @@ class SidGenerator(nn.Module):
             hist = batch.history_sids
             n = (hist[..., 0] >= 0).sum(1, keepdim=True).clamp_min(1)
             parts.append((self.sid_sum_embedding(hist).sum(1) / n + self.type_embedding.weight[4])[:, None])
-        return self.encoder(torch.cat(parts, 1))
+        return torch.cat(parts, 1)
 
     def level_bias(self, batch: GeneratorInput) -> torch.Tensor | None:
         """The user x attribute term (B, V_attr) added to the attribute level's logits; None without one."""

@@ -31,12 +31,23 @@ SERVING_PRUNING = PruningConfig(beam_margin=8.0, confidence_mass=0.999, min_widt
 SERVING_BEAM_WIDTH = 50
 
 
+# Which incremental decoder runs the beam search: "numba" (each layer one compiled function: far less per-operation
+# cost, for small batches), "torch" (eager kernels, for large batches) or "auto" (numba up to
+# decode.COMPILED_DECODER_MAX_ROWS beam rows per step, torch above).
+DECODER_ENGINES = ("auto", "numba", "torch")
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How a generator decodes: beam width and dynamic pruning (given when it is built or loaded)."""
+    """How a generator decodes: beam width, dynamic pruning and decoder engine (given when it is built or loaded)."""
 
     beam_width: int = 20
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.engine not in DECODER_ENGINES:
+            raise ValueError(f"unknown decoder engine {self.engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
 
 
 SERVING_DECODE = DecodeOptions(SERVING_BEAM_WIDTH, SERVING_PRUNING)  # what a loaded bundle serves with

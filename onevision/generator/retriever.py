@@ -12,7 +12,7 @@ import torch
 
 from onevision.contracts import Ranking
 from onevision.generator.data import ImageBank, UserContext, encode_bank, make_input
-from onevision.generator.decode import DecodeResult, beam_search
+from onevision.generator.decode import DecodeResult, beam_search, compile_kernels
 from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
 from onevision.featurestore.source import UserFeatureSource
@@ -70,6 +70,7 @@ class GeneratorRetriever:
     users: UserFeatureSource | None = None
     beam_width: int = 20
     pruning: PruningConfig = field(default_factory=PruningConfig)
+    engine: str = "auto"  # the decoder engine (options.DECODER_ENGINES)
     name: str = "generator"
     version: str | None = None  # the bundle version it was loaded from
 
@@ -115,7 +116,8 @@ class GeneratorRetriever:
 
     def _search(self, bank: ImageBank, rows: np.ndarray, user: UserContext | None, k: int) -> DecodeResult:
         width = max(self.beam_width, k)
-        return beam_search(self.generator, make_input(bank, rows, user), self.vrq.trie, width, k, self.pruning)
+        return beam_search(self.generator, make_input(bank, rows, user), self.vrq.trie, width, k, self.pruning,
+                           self.engine)
 
     def retrieve(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> Ranking:
         result = self.decode(images, user_ids, k)
@@ -125,8 +127,10 @@ class GeneratorRetriever:
     def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
              decode: DecodeOptions = DecodeOptions(), version: str | None = None) -> "GeneratorRetriever":
         users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
+        if decode.engine != "torch":
+            compile_kernels()  # at load, not in the first request
         return cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir), users,
-                   decode.beam_width, decode.pruning, version=version)
+                   decode.beam_width, decode.pruning, decode.engine, version=version)
 
 
 def _merge(parts: list[tuple[np.ndarray, DecodeResult]], n: int, k: int, depth: int) -> DecodeResult:

@@ -93,6 +93,14 @@ class SidTrie:
             return torch.where(self.next_nodes(depth, nodes) < 0, -torch.inf, 0.0).float()
         return table.index_select(0, nodes)
 
+    def penalty_table(self, depth: int) -> np.ndarray | None:
+        """`penalty`'s per-node table of a level as a NumPy view (nodes, V); None where the level has no dense
+        transition table (a large catalogue's deep levels)."""
+        if self.transitions(depth) is None:
+            return None
+        self.penalty(depth, torch.zeros(0, dtype=torch.long))  # builds the table once
+        return self._penalty[depth].numpy()
+
     def child(self, depth: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Child node ids of valid (node, token) pairs, (N,)."""
         table = self.transitions(depth)

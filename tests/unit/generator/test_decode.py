@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from onevision.generator.decode import PruningConfig, beam_search
 from onevision.generator.model import GeneratorConfig, GeneratorInput, SidGenerator
+from onevision.generator.numba_decoder import UnsupportedModel
 from onevision.vrq.sid import SidTrie, assign_sids
 
 VOCAB = (5, 4, 3)
@@ -186,3 +188,34 @@ def test_pruning_never_returns_a_short_list() -> None:
         result = beam_search(model, inp, trie, beam_width=20, top_k=10, pruning=pruning)
         assert (result.item_ids >= 0).all(), pruning
         assert all(len(set(row)) == 10 for row in result.item_ids.tolist())
+
+
+def test_beam_search_ranks_alike_with_either_engine() -> None:
+    model, inp, trie = _with_affinity(batch=5)
+    for pruning in (PruningConfig(), PruningConfig(beam_margin=2.0, confidence_mass=0.9, min_width=2)):
+        for rows in (inp.select(torch.tensor([0])), inp):
+            fast = beam_search(model, rows, trie, 8, 5, pruning, engine="numba")
+            ref = beam_search(model, rows, trie, 8, 5, pruning, engine="torch")
+            assert (fast.item_ids == ref.item_ids).all()
+            np.testing.assert_allclose(fast.scores, ref.scores, atol=1e-5)
+            assert fast.decoder_rows == ref.decoder_rows
+
+
+def test_an_unsupported_layer_falls_back_to_torch_unless_numpy_is_asked_for() -> None:
+    model, inp, trie = _setup()
+    for layer in model.decoder.layers:
+        layer.activation = F.gelu
+    auto = beam_search(model, inp, trie, 4, 4)
+    assert (auto.item_ids == beam_search(model, inp, trie, 4, 4, engine="torch").item_ids).all()
+    with pytest.raises(UnsupportedModel, match="ReLU"):
+        beam_search(model, inp, trie, 4, 4, engine="numba")
+    with pytest.raises(ValueError, match="unknown decoder engine 'gpu'"):
+        beam_search(model, inp, trie, 4, 4, engine="gpu")
+
+
+def test_decode_options_name_an_engine_that_exists() -> None:
+    from onevision.generator.options import SERVING_DECODE, DecodeOptions
+
+    assert SERVING_DECODE.engine == "auto"
+    with pytest.raises(ValueError, match="unknown decoder engine 'gpu'; expected one of auto, numba, torch"):
+        DecodeOptions(engine="gpu")
