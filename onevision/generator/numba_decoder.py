@@ -69,6 +69,28 @@ def _normalise(x, eps):
 
 
 @njit(**_JIT)
+def _softmax_(scores, count):
+    """scores[:count] <- their softmax, in place, from their maximum."""
+    best = scores[0]
+    for p in range(1, count):
+        best = max(best, scores[p])
+    total = np.float32(0.0)
+    for p in range(count):
+        scores[p] = np.exp(scores[p] - best)
+        total += scores[p]
+    for p in range(count):
+        scores[p] /= total
+
+
+@njit(**_JIT)
+def _relu_(x):
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            if x[i, c] < 0:
+                x[i, c] = 0
+
+
+@njit(**_JIT)
 def _affine(h, w, b):
     out = h @ w
     out += b
@@ -86,21 +108,15 @@ def _self_attend(q, keys, values, count, heads):
     for i in range(n):
         for h in range(heads):
             lo = h * dh
-            best = np.float32(-np.inf)
             for p in range(count):
                 acc = np.float32(0.0)
                 for e in range(dh):
                     acc += q[i, lo + e] * keys[p, i, lo + e]
                 scores[p] = acc
-                best = max(best, acc)
-            total = np.float32(0.0)
+            _softmax_(scores, count)
             for p in range(count):
-                scores[p] = np.exp(scores[p] - best)
-                total += scores[p]
-            for p in range(count):
-                wgt = scores[p] / total
                 for e in range(dh):
-                    out[i, lo + e] += wgt * values[p, i, lo + e]
+                    out[i, lo + e] += scores[p] * values[p, i, lo + e]
     return out
 
 
@@ -120,15 +136,7 @@ def _cross_attend(q, keys_t, values, query, heads):
         for h in range(heads):
             scores = np.ascontiguousarray(q[start:stop, h * dh:(h + 1) * dh]) @ keys_t[b, h]  # (rows, S)
             for i in range(stop - start):
-                best = scores[i, 0]
-                for j in range(1, scores.shape[1]):
-                    best = max(best, scores[i, j])
-                total = np.float32(0.0)
-                for j in range(scores.shape[1]):
-                    scores[i, j] = np.exp(scores[i, j] - best)
-                    total += scores[i, j]
-                for j in range(scores.shape[1]):
-                    scores[i, j] /= total
+                _softmax_(scores[i], scores.shape[1])
             out[start:stop, h * dh:(h + 1) * dh] = scores @ values[b, h]
         start = stop
     return out
@@ -150,10 +158,7 @@ def _layer(x, pos, cache_k, cache_v, query, cross_k, cross_v, heads, eps,
     q = _affine(_normalise(x, eps), w_cq, b_cq)
     x = x + _affine(_cross_attend(q, cross_k, cross_v, query, heads), w_co, b_co)
     hidden = _affine(_normalise(x, eps), w_f1, b_f1)
-    for i in range(n):
-        for c in range(hidden.shape[1]):
-            if hidden[i, c] < 0:
-                hidden[i, c] = 0
+    _relu_(hidden)
     return x + _affine(hidden, w_f2, b_f2)
 
 
@@ -169,27 +174,18 @@ def _encoder_layer(x, seq, heads, eps, w_qkv, b_qkv, w_o, b_o, w_f1, b_f1, w_f2,
         for i in range(start, start + seq):
             for h in range(heads):
                 lo = h * dh
-                best = np.float32(-np.inf)
                 for j in range(seq):
                     acc = np.float32(0.0)
                     for e in range(dh):
                         acc += qkv[i, lo + e] * qkv[start + j, d + lo + e]
                     scores[j] = acc
-                    best = max(best, acc)
-                total = np.float32(0.0)
+                _softmax_(scores, seq)
                 for j in range(seq):
-                    scores[j] = np.exp(scores[j] - best)
-                    total += scores[j]
-                for j in range(seq):
-                    wgt = scores[j] / total
                     for e in range(dh):
-                        att[i, lo + e] += wgt * qkv[start + j, 2 * d + lo + e]
+                        att[i, lo + e] += scores[j] * qkv[start + j, 2 * d + lo + e]
     x = x + _affine(att, w_o, b_o)
     hidden = _affine(_normalise(x, eps), w_f1, b_f1)
-    for i in range(n):
-        for c in range(hidden.shape[1]):
-            if hidden[i, c] < 0:
-                hidden[i, c] = 0
+    _relu_(hidden)
     return x + _affine(hidden, w_f2, b_f2)
 
 
