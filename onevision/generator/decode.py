@@ -75,8 +75,9 @@ def encode_and_open(model: SidGenerator, batch: GeneratorInput, keep_tokens: int
         raise ValueError(f"unknown decoder engine {engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
     if engine == "numba" or (engine == "auto" and rows <= COMPILED_DECODER_MAX_ROWS):
         try:
-            memory = numba_decoder.encode(model, numba_decoder.encoder_inputs(model, batch, keep_tokens))
-            return CompiledDecoder(model, memory), memory.shape[0] * memory.shape[1]
+            w = numba_decoder.prepared(model)
+            memory = numba_decoder.encode(model, numba_decoder.encoder_inputs(model, batch, keep_tokens, w), w)
+            return CompiledDecoder(model, memory, w), memory.shape[0] * memory.shape[1]
         except UnsupportedModel:
             if engine == "numba":
                 raise

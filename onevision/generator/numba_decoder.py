@@ -300,7 +300,8 @@ def one_blas_thread() -> Iterator[None]:
             lib.set_num_threads(n)
 
 
-def encoder_inputs(model: SidGenerator, batch: GeneratorInput, keep_tokens: int | None) -> np.ndarray:
+def encoder_inputs(model: SidGenerator, batch: GeneratorInput, keep_tokens: int | None,
+                   w: _Weights | None = None) -> np.ndarray:
     """`model.encoder_inputs` (B, S, d) in NumPy for the served case (all image tokens, no user tokens); the other
     cases ask the model."""
     cfg = model.config
@@ -308,7 +309,7 @@ def encoder_inputs(model: SidGenerator, batch: GeneratorInput, keep_tokens: int 
     if (keep_tokens is not None and keep_tokens < t) or (
             cfg.user_feature_dim and cfg.user_tokens and batch.user_features is not None):
         return model.encoder_inputs(batch, keep_tokens).numpy()
-    w = prepared(model)
+    w = w or prepared(model)
     x = np.empty((b, t + 1, cfg.d_model), np.float32)
     tokens = np.ascontiguousarray(batch.image_tokens.numpy().reshape(b * t, c), np.float32)
     x[:, :t] = (_affine(tokens, w.image_proj.weight, w.image_proj.bias).reshape(b, t, -1) + w.token_bias[:t])
@@ -317,9 +318,9 @@ def encoder_inputs(model: SidGenerator, batch: GeneratorInput, keep_tokens: int 
     return x
 
 
-def encode(model: SidGenerator, inputs: np.ndarray) -> np.ndarray:
+def encode(model: SidGenerator, inputs: np.ndarray, w: _Weights | None = None) -> np.ndarray:
     """`model.encoder` on its input sequence (B, S, d) (`SidGenerator.encoder_inputs`): the memory (B, S, d)."""
-    w = prepared(model)
+    w = w or prepared(model)
     b, s, d = inputs.shape
     x = np.ascontiguousarray(inputs.reshape(b * s, d), np.float32)
     for weights, eps in zip(w.encoder, w.encoder_eps):
@@ -331,9 +332,9 @@ class CompiledDecoder:
     """`IncrementalDecoder`'s interface on NumPy arrays: step(prefix (N, t) int64, query (N,) int64) -> logits
     (N, V_t) float32; reorder(rows)."""
 
-    def __init__(self, model: SidGenerator, memory: np.ndarray):
+    def __init__(self, model: SidGenerator, memory: np.ndarray, w: _Weights | None = None):
         """memory: (B, S, d) float32, one row per query (`SidGenerator.encode`)."""
-        self.w = prepared(model)
+        self.w = w or prepared(model)  # `w`: the caller's `prepared(model)`, checked once per search
         self.heads = model.config.heads
         self.d = d = model.config.d_model
         self.depth = model.config.depth

@@ -96,10 +96,10 @@ class SidTrie:
     def penalty_table(self, depth: int) -> np.ndarray | None:
         """`penalty`'s per-node table of a level as a NumPy view (nodes, V); None where the level has no dense
         transition table (a large catalogue's deep levels)."""
-        if self.transitions(depth) is None:
-            return None
-        self.penalty(depth, torch.zeros(0, dtype=torch.long))  # builds the table once
-        return self._penalty[depth].numpy()
+        if depth not in self._penalty:
+            self.penalty(depth, torch.zeros(0, dtype=torch.long))  # builds the table once
+        table = self._penalty[depth]
+        return None if table is None else table.numpy()
 
     def child(self, depth: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Child node ids of valid (node, token) pairs, (N,)."""
