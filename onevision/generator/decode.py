@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from onevision.generator import beam_kernels, numba_decoder
-from onevision.generator.beam_kernels import candidates, top_k_rows
+from onevision.generator.beam_kernels import candidates, survivors
 from onevision.generator.incremental import IncrementalDecoder
 from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel, one_blas_thread
 from onevision.generator.options import DECODER_ENGINES, SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig
@@ -124,7 +124,7 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
     node = np.zeros(b, dtype=np.int64)
     prefix = np.zeros((b, 0), dtype=np.int64)
     score = np.zeros(b, dtype=np.float32)
-    counts, even = np.ones(b, dtype=np.int64), True  # even: every query has the same number of rows
+    counts = np.ones(b, dtype=np.int64)
     decoder_rows = 0
     floor_width = max(pruning.min_width, top_k, 1)
     # the deepest level the decoder runs at: after it no cache is read again, so none is reordered
@@ -142,44 +142,15 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
             if bias is not None and level == model.config.attribute_level:
                 cand += bias[query]
         width = max(beam_width if level < depth - 1 else top_k, top_k, 1)
-        # Gather each query's candidates into one row of (rows_of_query × V) and take its top `width`.
-        v = cand.shape[1]
-        first = np.cumsum(counts) - counts  # (b,) first row of each query
-        if even:  # no scatter needed
-            max_rows = len(query) // b
-            grid = cand.reshape(b, max_rows * v)
-        else:
-            slot = np.arange(len(query)) - first[query]
-            max_rows = int(counts.max())
-            grid = np.full((b, max_rows, v), -np.inf, np.float32)
-            grid[query, slot] = cand
-            grid = grid.reshape(b, max_rows * v)
-        k = min(width, grid.shape[1])
-        top_scores, top_index = top_k_rows(grid, k)
-        keep = top_scores > -np.inf
-        if level == depth - 1:  # the list a user sees: the top_k valid SIDs, never pruned shorter
-            keep[:, top_k:] = False
-        elif pruning.enabled:
-            # Pruning never keeps fewer than top_k (or min_width) beams: every surviving beam has at least one
-            # valid leaf below it, so the final list is full whenever the catalogue allows.
-            floor = np.arange(k)[None, :] < floor_width
-            if math.isfinite(pruning.beam_margin):
-                keep &= (top_scores >= top_scores[:, :1] - pruning.beam_margin) | floor
-            if pruning.confidence_mass < 1.0:
-                probs = np.exp(np.where(keep, top_scores - top_scores[:, :1], -np.inf))
-                probs /= probs.sum(1, keepdims=True)
-                covered = np.cumsum(probs, 1) - probs < pruning.confidence_mass  # smallest set reaching the mass
-                keep &= covered | floor
-        counts = keep.sum(1)
-        if keep.all():  # nothing dropped: survivors are the grid in row-major order
-            q_idx = np.repeat(np.arange(b), k)
-            flat, chosen, even = top_index.reshape(-1), top_scores.reshape(-1), True
-        else:
-            q_idx, j = np.nonzero(keep)
-            flat, chosen = top_index[q_idx, j], top_scores[q_idx, j]
-            even = b == 1 or bool((counts == counts[0]).all())
-        token = flat % v
-        src = first[q_idx] + flat // v  # the alive row each survivor extends
+        # Each query keeps its best `width` continuations (the list a user sees at the last level: the top_k
+        # valid SIDs, never pruned shorter). Pruning never keeps fewer than top_k (or min_width) beams: every
+        # surviving beam has at least one valid leaf below it, so the final list is full whenever the
+        # catalogue allows.
+        last = level == depth - 1
+        q_idx, src, token, chosen, counts = survivors(
+            cand, np.cumsum(counts) - counts, counts, width, top_k if last else 0,
+            pruning.beam_margin if pruning.enabled and not last else math.inf,
+            pruning.confidence_mass if pruning.enabled and not last else 1.0, floor_width)
         transitions = trie.transitions(level)
         if transitions is not None:  # the dense table of (node, token) -> child
             node = transitions.numpy()[node[src], token]

@@ -99,20 +99,49 @@ def test_the_compiled_encoder_equals_the_model_encoder() -> None:
         np.testing.assert_allclose(encode(model, model.encoder_inputs(inp, keep).numpy()), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_top_k_rows_orders_like_a_stable_sort_and_skips_masked_entries() -> None:
-    from onevision.generator.beam_kernels import top_k_rows
+def _survivors_by_sorting(cand, counts, k, keep_first, margin, mass, floor_width):
+    """What `survivors` computes, by sorting each query's candidates (stable: ties to the lower index)."""
+    first = np.cumsum(counts) - counts
+    out = ([], [], [], [])
+    v = cand.shape[1]
+    for q, (lo, c) in enumerate(zip(first, counts)):
+        flat = cand[lo:lo + c].reshape(-1)
+        order = np.argsort(-flat, kind="stable")[:k]
+        top = flat[order]
+        keep = np.isfinite(top)
+        if not keep.any():
+            continue
+        j = np.arange(len(top))
+        if keep_first:
+            keep &= j < keep_first
+        else:
+            keep &= (top >= top[0] - np.float32(margin)) | (j < floor_width)
+            if mass < 1:
+                p = np.exp(np.where(keep, top - top[0], -np.inf))
+                p /= p.sum()
+                keep &= (np.cumsum(p) - p < mass) | (j < floor_width)
+        for name, values in zip(out, (np.full(keep.sum(), q), lo + order[keep] // v, order[keep] % v, top[keep])):
+            name.extend(values.tolist())
+    return out
+
+
+@pytest.mark.parametrize("keep_first, margin, mass", [(0, np.inf, 1.0), (3, np.inf, 1.0), (0, 1.5, 1.0),
+                                                      (0, np.inf, 0.8), (0, 2.0, 0.9)])
+def test_survivors_keep_each_querys_best_continuations_in_stable_order_and_prune(keep_first, margin, mass) -> None:
+    from onevision.generator.beam_kernels import survivors
 
     rng = np.random.default_rng(0)
-    grid = rng.integers(0, 6, (4, 40)).astype(np.float32)  # many ties
-    grid[rng.random(grid.shape) < 0.3] = -np.inf
-    grid[3, 3:] = -np.inf  # fewer finite entries than k
-    values, index = top_k_rows(grid, 8)
-    for row in range(4):
-        order = np.argsort(-grid[row], kind="stable")
-        finite = order[np.isfinite(grid[row, order])][:8]
-        assert index[row, : len(finite)].tolist() == finite.tolist()
-        np.testing.assert_array_equal(values[row, : len(finite)], grid[row, finite])
-        assert (index[row, len(finite):] == -1).all() and np.isneginf(values[row, len(finite):]).all()
+    counts = np.array([3, 1, 4, 2])  # uneven rows per query
+    cand = (rng.integers(0, 6, (counts.sum(), 5)) * -0.5).astype(np.float32)  # many ties
+    cand[rng.random(cand.shape) < 0.3] = -np.inf
+    cand[3] = -np.inf  # query 1: no valid continuation
+    cand[8:, 1:] = -np.inf  # query 3: fewer finite candidates than k
+    got = survivors(cand, np.cumsum(counts) - counts, counts, 6, keep_first, margin, mass, 2)
+    expected = _survivors_by_sorting(cand, counts, 6, keep_first, margin, mass, 2)
+    for g, e in zip(got[:4], expected):
+        assert g.tolist() == e
+    assert got[4].tolist() == np.bincount(expected[0], minlength=4).tolist()
+    assert got[4][1] == 0 and got[4][3] == 2
 
 
 def test_candidates_add_the_score_log_softmax_user_term_and_trie_penalty() -> None:
