@@ -114,10 +114,8 @@ def _finetune(stage: Path, encoder, vrq, rows: NewRows, replay: pd.DataFrame | N
     if replay is not None and config.replay > 0:
         listed = replay[replay["item_id"].isin(vrq.sids.item_ids) & ~replay["item_id"].isin(rows.item_ids)]
         listed = listed.reset_index(drop=True)
-        listed_ids = listed["item_id"].to_numpy(np.int64)
-        siblings = np.isin(vrq.sids_of(listed_ids)[:, 0], vrq.sids_of(rows.item_ids)[:, 0])
-        picked = listed.iloc[replay_rows(listed_ids, int(round(config.replay * len(ids))), config.seed, siblings,
-                                         config.sibling_replay)]
+        picked = listed.iloc[replay_rows(listed["item_id"].to_numpy(np.int64), int(round(config.replay * len(ids))),
+                                         config.seed)]
         n_replay = len(picked)
         if n_replay:
             old = finetune_examples(encoder, vrq, decode_images(picked["image"].tolist()),

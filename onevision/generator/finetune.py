@@ -41,9 +41,6 @@ class FinetuneConfig:
     batch_size: int = 64  # new + replayed examples per step
     augmented_copies: int = 2  # photo-like copies of every view (new and replayed)
     replay: float = 1.0  # replayed old views per new view, in the sample and in every batch
-    # Share of the replayed views drawn from the new items' siblings: old items under a new item's level-0 code
-    # (its near-duplicate family), the photos whose scores a new SID under the same prefix competes for.
-    sibling_replay: float = 0.0
     distill: float = 3.0  # weight of the replayed views' KL to the frozen model
     trainable: str = "all"  # "all" or "deep-heads": only the output heads of the deepest code and the token
     seed: int = 0
@@ -55,8 +52,6 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE:
             raise ValueError(f"FinetuneConfig.trainable must be one of {TRAINABLE}, got {self.trainable!r}")
-        if not 0.0 <= self.sibling_replay <= 1.0:
-            raise ValueError(f"FinetuneConfig.sibling_replay must be in [0, 1], got {self.sibling_replay!r}")
         if not 0.0 < self.weight_interpolation <= 1.0:
             raise ValueError(f"FinetuneConfig.weight_interpolation must be in (0, 1], got {self.weight_interpolation!r}")
 
@@ -64,24 +59,13 @@ class FinetuneConfig:
 TRAINABLE = ("all", "deep-heads")
 
 
-def replay_rows(old_item_ids: np.ndarray, n: int, seed: int, siblings: np.ndarray | None = None,
-                sibling_share: float = 0.0) -> np.ndarray:
-    """`n` rows of old views (all of them when there are fewer), drawn with the seed, in row order; with a
-    `siblings` mask over the rows, `sibling_share` of them (as far as there are siblings) from its rows."""
+def replay_rows(old_item_ids: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """`n` rows of old views (all of them when there are fewer), drawn with the seed, in row order."""
     import numpy as np
 
     rng = np.random.default_rng([seed, 18])
     take = min(n, len(old_item_ids))
-    if not take:
-        return np.zeros(0, np.int64)
-    if siblings is None or sibling_share <= 0:
-        return np.sort(rng.choice(len(old_item_ids), size=take, replace=False))
-    near, far = np.flatnonzero(siblings), np.flatnonzero(~siblings)
-    from_near = min(len(near), int(round(sibling_share * take)))
-    from_far = min(len(far), take - from_near)
-    from_near = take - from_far  # siblings fill what the others cannot
-    return np.sort(np.concatenate([rng.choice(near, size=from_near, replace=False),
-                                   rng.choice(far, size=from_far, replace=False)]))
+    return np.sort(rng.choice(len(old_item_ids), size=take, replace=False)) if take else np.zeros(0, np.int64)
 
 
 def finetune_examples(encoder: ImageEncoder, vrq: VRQArtifact, images: np.ndarray, item_ids: np.ndarray,

@@ -231,25 +231,3 @@ def test_weight_interpolation_outside_0_1_is_refused() -> None:
     for bad in (0.0, 1.5, -0.2):
         with pytest.raises(ValueError, match="weight_interpolation must be in"):
             FinetuneConfig(weight_interpolation=bad)
-
-
-def test_sibling_replay_draws_that_share_of_the_replayed_views_from_the_new_items_families() -> None:
-    import numpy as np
-
-    from onevision.generator.finetune import replay_rows
-
-    ids = np.arange(100)
-    siblings = ids % 10 == 0  # 10 rows
-    rows = replay_rows(ids, 20, seed=0, siblings=siblings, sibling_share=0.25)
-    assert len(rows) == len(set(rows.tolist())) == 20 and (np.diff(rows) > 0).all()
-    assert siblings[rows].sum() == 5
-    assert siblings[replay_rows(ids, 20, 0, siblings, 1.0)].sum() == 10  # every sibling, the rest from the others
-    assert replay_rows(ids, 20, 0).tolist() == replay_rows(ids, 20, 0, siblings, 0.0).tolist()
-
-
-def test_sibling_replay_outside_0_1_is_refused() -> None:
-    from onevision.generator.finetune import FinetuneConfig
-
-    for bad in (-0.1, 1.5):
-        with pytest.raises(ValueError, match="sibling_replay"):
-            FinetuneConfig(sibling_replay=bad)
