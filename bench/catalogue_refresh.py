@@ -3,13 +3,16 @@ and the cascade, before and after `onevision catalogue refresh` (issue 18).
 
     python bench/catalogue_refresh.py --out runs/refresh                     # default world, new_item_share 0.1
     python bench/catalogue_refresh.py --world W --bundles B --out runs/refresh   # reuse a pipeline's output
+    python bench/catalogue_refresh.py --out runs/refresh --full-retrain      # + both arms retrained from scratch
 
 The world's new items (`--new-item-share`) are listed on `--drift-start-day` (default: the first test day),
 so the training steps (which see the catalogue as listed by the last training day) never see them. The
 bundles are trained with the steps of `onevision pipeline run` (default configs; `--preset tiny` for a smoke
 run) unless `--bundles` names a directory with `generator/` and `cascade/` bundles. The refresh adds the
 world's new items (their rows of `items` and `item_views`) to both bundles, fine-tuning the generator with
-old views replayed from the world, and the table compares both arms before and after it.
+old views replayed from the world, and the table compares both arms before and after it. With `--full-retrain`
+each arm is also trained from scratch on the world with every item listed (no logs of the new items: nobody
+could search for them before they listed), the reference a refresh is measured against.
 """
 from __future__ import annotations
 
@@ -82,12 +85,38 @@ def make_world(out: Path, args: argparse.Namespace) -> Path:
     return world_dir
 
 
+def relisted_world(world_dir: Path, out: Path) -> Path:
+    """The same world with every item listed from day 0: what a full retrain on the listing day sees (the new
+    items' shop views, but no logs of them, since nobody could search for them before). Tables are links to the
+    world's own files; only `items` is rewritten."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    relisted = out / "world-relisted"
+    if (relisted / "world.json").exists():
+        return relisted
+    staging = out / "world-relisted.tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    for path in Path(world_dir).iterdir():
+        if path.name != "items.parquet" and not (staging / path.name).exists():
+            (staging / path.name).symlink_to(path.resolve())
+    items = pq.read_table(Path(world_dir) / "items.parquet")
+    column = items.schema.get_field_index("first_day")
+    items = items.set_column(column, items.schema.field(column), pa.array([0] * items.num_rows,
+                                                                         items.schema.field(column).type))
+    pq.write_table(items, staging / "items.parquet")
+    staging.rename(relisted)
+    return relisted
+
+
 def _fmt(x: float) -> str:
     return "–" if x != x else f"{x:.3f}"
 
 
-def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: dict | None = None) -> str:
-    """Refresh both bundles with the world's new items and tabulate recall@10 for new vs old items."""
+def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: dict | None = None,
+              full_retrain: Path | None = None) -> str:
+    """Refresh both bundles with the world's new items and tabulate recall@10 for new vs old items;
+    `full_retrain`: bundles trained on the relisted world, shown as each arm's reference."""
     from onevision import steps
     from onevision.catalogue.refresh import read_manifest
     from onevision.catalogue.tables import listed_between
@@ -121,10 +150,14 @@ def run_bench(world_dir: Path, bundles: Path, out: Path, preset: str, finetune: 
            dataclasses.replace(cfg.refresh, cold_start_scale=scale)) for scale in (0.25, 0.5)],
         ("cascade", "refresh, neighbours' popularity (default)", bundles / "cascade", cfg.refresh),
     ]
+    if full_retrain is not None:  # what a retrain from scratch on the listing day reaches, per arm
+        for arm in ("generator", "cascade"):
+            last = max(i for i, v in enumerate(variants) if v[0] == arm)
+            variants.insert(last + 1, (arm, "full retrain on the listing day (reference)", full_retrain / arm, None))
     results = []
     for arm, label, parent, config in variants:
         bundle, seconds = parent, None
-        key = f"{arm}-{hashlib.sha256(repr(config).encode()).hexdigest()[:12]}"  # reused only for the same config
+        key = f"{arm}-{hashlib.sha256(repr((config, str(parent))).encode()).hexdigest()[:12]}"  # same config, parent
         if config is not None:
             bundle = out / "refreshed" / key
             if not (bundle / "bundle.json").exists():
@@ -164,15 +197,21 @@ def main() -> None:
     ap.add_argument("--generator-epochs", type=lambda t: tuple(int(x) for x in t.split(",")), default=None,
                     help="epochs of generator stages 1,2,3 (default: the preset's)")
     ap.add_argument("--finetune", type=json.loads, default=None, help="JSON: FinetuneConfig overrides")
+    ap.add_argument("--full-retrain", action="store_true",
+                    help="also train both arms from scratch with the new items listed (slow: the training again)")
     ap.add_argument("--train-only", action="store_true")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
     world_dir = args.world or make_world(args.out, args)
     bundles = args.bundles or train_bundles(world_dir, args.out, args.preset, args.generator_epochs)
+    full = None
+    if args.full_retrain:
+        full = train_bundles(relisted_world(world_dir, args.out), args.out / "full-retrain", args.preset,
+                             args.generator_epochs)
     if args.train_only:
         return
-    print(run_bench(world_dir, bundles, args.out, args.preset, args.finetune), flush=True)
+    print(run_bench(world_dir, bundles, args.out, args.preset, args.finetune, full), flush=True)
 
 
 if __name__ == "__main__":
