@@ -92,19 +92,22 @@ def relisted_world(world_dir: Path, out: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from onevision.world.schema import TABLES_BY_NAME
+
+    items_file = TABLES_BY_NAME["items"].filename
     relisted = out / "world-relisted"
     if (relisted / "world.json").exists():
         return relisted
     staging = out / "world-relisted.tmp"
     staging.mkdir(parents=True, exist_ok=True)
     for path in Path(world_dir).iterdir():
-        if path.name != "items.parquet" and not (staging / path.name).exists():
+        if path.name != items_file and not (staging / path.name).exists():
             (staging / path.name).symlink_to(path.resolve())
-    items = pq.read_table(Path(world_dir) / "items.parquet")
+    items = pq.read_table(Path(world_dir) / items_file)
     column = items.schema.get_field_index("first_day")
     items = items.set_column(column, items.schema.field(column), pa.array([0] * items.num_rows,
                                                                          items.schema.field(column).type))
-    pq.write_table(items, staging / "items.parquet")
+    pq.write_table(items, staging / items_file)
     staging.rename(relisted)
     return relisted
 
