@@ -14,6 +14,7 @@ process. `--plot` writes the cost/quality plot (SVG) of every setting.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -50,9 +51,11 @@ SETTINGS = (
     Setting("token mass 0.9 (adaptive)", 50, PruningConfig(token_mass=0.9)),
     Setting("beam margin 6", 50, PruningConfig(beam_margin=6.0)),
     Setting("beam conf 0.99", 50, PruningConfig(confidence_mass=0.99, min_width=10)),
-    Setting("served: beam 50, margin 8 + conf 0.999", SERVING_BEAM_WIDTH, SERVING_PRUNING),
-    Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, PruningConfig(token_mass=0.9, beam_margin=8.0,
-                                                                         confidence_mass=0.999, min_width=10)),
+    Setting("full beam 50 + forced paths", 50, PruningConfig(forced_paths=True)),
+    Setting("beam 50, margin 8 + conf 0.999 (served before forced paths)", 50,
+            dataclasses.replace(SERVING_PRUNING, forced_paths=False)),
+    Setting("served: beam 50, margin 8 + conf 0.999 + forced paths", SERVING_BEAM_WIDTH, SERVING_PRUNING),
+    Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, dataclasses.replace(SERVING_PRUNING, token_mass=0.9)),
     Setting("beam 50, margin 6 + conf 0.99", 50, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
     Setting("beam 20, margin 6 + conf 0.99", 20, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
 )

@@ -333,12 +333,14 @@ def evaluate_model(
     keep_tokens: Optional[int] = typer.Option(None, help="Dynamic token pruning: image tokens kept."),
     beam_margin: Optional[float] = typer.Option(None, help="Dynamic beam pruning: log-prob margin."),
     confidence_mass: float = typer.Option(DEFAULTS.eval.decode.pruning.confidence_mass, help="Shrink beams once they hold this probability mass."),
+    forced_paths: bool = typer.Option(DEFAULTS.eval.decode.pruning.forced_paths,
+                                      help="Finish beams whose prefix names one item without the decoder (log p 0)."),
 ) -> None:
     """Recall/NDCG/MRR@K, HitRate@K, CTR/CVR proxies and latency of one bundle → metrics.json."""
     from onevision import steps
 
     pruning = dataclasses.replace(DEFAULTS.eval.decode.pruning, keep_tokens=keep_tokens, confidence_mass=confidence_mass,
-                                  **({} if beam_margin is None else {"beam_margin": beam_margin}))
+                                  forced_paths=forced_paths, **({} if beam_margin is None else {"beam_margin": beam_margin}))
     cfg = steps.EvalStepConfig(dataclasses.replace(DEFAULTS.eval.harness, split=split, max_queries=max_queries),
                                DecodeOptions(beam_width, pruning))
     try:

@@ -43,6 +43,7 @@ def refresh(
     lr: float = typer.Option(FT.lr, help="Fine-tune learning rate."),
     replay: float = typer.Option(FT.replay, help="Replayed old views per new view."),
     distill: float = typer.Option(FT.distill, help="Weight of the replayed views' KL to the frozen generator."),
+    replay_ce: float = typer.Option(FT.replay_ce, help="Weight of the replayed views' cross-entropy to their own SIDs."),
     augmented_copies: int = typer.Option(FT.augmented_copies, help="Photo-like augmented copies of every view."),
     interpolation: float = typer.Option(FT.weight_interpolation, help="Keep this share of the fine-tuned weights, "
                                         "the rest the parent's (WiSE-FT; 1: the fine-tuned model)."),
@@ -62,7 +63,7 @@ def refresh(
         typer.secho("warning: no --replay-views: the fine-tune sees only the new items' views and may forget old "
                     "ones", fg=typer.colors.YELLOW, err=True)
     try:
-        tune = dataclasses.replace(FT, epochs=epochs, lr=lr, replay=replay, distill=distill,
+        tune = dataclasses.replace(FT, epochs=epochs, lr=lr, replay=replay, distill=distill, replay_ce=replay_ce,
                                    augmented_copies=augmented_copies, seed=seed,
                                    weight_interpolation=interpolation) if finetune else None
         config = RefreshConfig(tune, version, cold_start_clicks, cold_start_scale)

@@ -9,7 +9,12 @@ Dynamic pruning, both kinds:
   `token_mass` < 1 chooses the count per batch instead: the fewest tokens holding that share of the encoder's
   pooling attention, for the query that needs the most;
 - beam pruning: a beam whose log-prob falls more than `beam_margin` below its query's best is dropped, and
-  the width shrinks at deeper levels when the first beams hold `confidence_mass` of the probability.
+  the width shrinks at deeper levels when the first beams hold `confidence_mass` of the probability;
+- forced paths (`forced_paths`): a beam whose prefix leads to a single SID needs no more decoder steps, since
+  the trie forces its remaining tokens; it keeps its score (those tokens count log p = 0, what a softmax
+  renormalised over the trie's one valid token gives) and the decoder runs only for the beams that still branch.
+  On the default world a family code plus an attribute code almost always names one item, so the last decoder
+  step runs for a few beams instead of 50.
 With `PruningConfig()` (no pruning) the search is exactly full beam search.
 
 The search's bookkeeping is NumPy; the decoder is the compiled one (`numba_decoder`) for small batches and the
@@ -127,20 +132,42 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
     counts = np.ones(b, dtype=np.int64)
     decoder_rows = 0
     floor_width = max(pruning.min_width, top_k, 1)
-    # the deepest level the decoder runs at: after it no cache is read again, so none is reordered
-    last_step = max((lvl for lvl in range(depth) if trie.vocab_sizes[lvl] > 1), default=-1)
+    # Row of each alive beam in the decoder's cache (-1: a forced path, which the decoder no longer runs); the cache
+    # holds the rows of the last step, so it is gathered to the beams that step again before each step.
+    cache_row = np.arange(b)
+    has_cache = False  # no step yet: the first one reads only the memory (rows -> queries)
     for level in range(depth):
         if trie.vocab_sizes[level] > 1:
-            decoder_rows += len(query)
             table, rows = trie.penalty_table(level), node  # invalid next tokens: -inf
             if table is None:  # no dense table at this level: the rows' own penalties
                 table, rows = trie.penalty(level, torch.from_numpy(node)).numpy(), np.arange(len(node))
             use_bias = bias is not None and level == model.config.attribute_level  # the product of experts' user term
-            cand = candidates(decoder.step(prefix, query), score, table, rows, bias if use_bias else _NO_BIAS, query)
+            level_bias = bias if use_bias else _NO_BIAS
+            # A beam whose prefix leads to one SID has its remaining tokens forced by the trie: with forced_paths
+            # it finishes without the decoder (log p = 0, as a trie-renormalised softmax gives a single option).
+            forced = trie.single_leaf(level)[node] if pruning.forced_paths else np.zeros(len(node), bool)
+            if not forced.any():
+                if has_cache:
+                    decoder.reorder(cache_row)
+                decoder_rows += len(query)
+                cand = candidates(decoder.step(prefix, query), score, table, rows, level_bias, query)
+                stepped = np.arange(len(query))
+            else:
+                stepped = np.flatnonzero(~forced)
+                cand = score[:, None] + table[rows]
+                if use_bias:
+                    cand += bias[query]
+                if len(stepped):
+                    if has_cache:
+                        decoder.reorder(cache_row[stepped])
+                    decoder_rows += len(stepped)
+                    cand[stepped] = candidates(decoder.step(prefix[stepped], query[stepped]), score[stepped], table,
+                                               rows[stepped], level_bias, query[stepped])
         else:  # a one-token level (no collisions): log p = 0, the decoder is skipped
             cand = score[:, None] + trie.penalty(level, torch.from_numpy(node)).numpy()
             if bias is not None and level == model.config.attribute_level:
                 cand += bias[query]
+            stepped = None
         width = max(beam_width if level < depth - 1 else top_k, top_k, 1)
         # Each query keeps its best `width` continuations (the list a user sees at the last level: the top_k
         # valid SIDs, never pruned shorter). Pruning never keeps fewer than top_k (or min_width) beams: every
@@ -156,8 +183,13 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
             node = transitions.numpy()[node[src], token]
         else:
             node = trie.child(level, torch.from_numpy(node[src]), torch.from_numpy(token)).numpy()
-        if level < last_step:
-            decoder.reorder(src)
+        if stepped is not None and len(stepped):  # the parents' rows in the cache the step just extended
+            has_cache = True
+            in_cache = np.full(len(cache_row), -1, np.int64)
+            in_cache[stepped] = np.arange(len(stepped))
+            cache_row = in_cache[src]
+        else:  # no step: the cache is as it was, read through the parents' rows (forced rows stay -1)
+            cache_row = cache_row[src]
         prefix = np.concatenate([prefix[src], token[:, None]], 1)
         score = chosen
         query = q_idx

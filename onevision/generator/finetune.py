@@ -42,6 +42,7 @@ class FinetuneConfig:
     augmented_copies: int = 2  # photo-like copies of every view (new and replayed)
     replay: float = 1.0  # replayed old views per new view, in the sample and in every batch
     distill: float = 3.0  # weight of the replayed views' KL to the frozen model
+    replay_ce: float = 0.0  # weight of the replayed views' own stage-1 cross-entropy to their SIDs
     trainable: str = "all"  # "all" or "deep-heads": only the output heads of the deepest code and the token
     seed: int = 0
     # WiSE-FT (Wortsman et al., 2022): the saved weights are (1 - w) x the parent's + w x the fine-tuned ones;
@@ -52,6 +53,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE:
             raise ValueError(f"FinetuneConfig.trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if self.replay_ce < 0 or self.distill < 0:
+            raise ValueError(f"FinetuneConfig.replay_ce and distill must be >= 0, got {self.replay_ce!r}, {self.distill!r}")
         if not 0.0 < self.weight_interpolation <= 1.0:
             raise ValueError(f"FinetuneConfig.weight_interpolation must be in (0, 1], got {self.weight_interpolation!r}")
 
@@ -115,7 +118,10 @@ def finetune_batches(model: SidGenerator, reference: SidGenerator, new: VisualEx
                 inp, sids = make_input(old.bank, old_rows), old.sids[old_rows]
                 with torch.no_grad():
                     teacher = reference(inp, sids)
-                value = value + config.distill * distillation(m(inp, sids), teacher)
+                student = m(inp, sids)
+                value = value + config.distill * distillation(student, teacher)
+                if config.replay_ce:
+                    value = value + config.replay_ce * sid_loss(student, sids)
             return value
         return loss
 

@@ -62,6 +62,7 @@ class SidTrie:
     def __post_init__(self) -> None:
         self._dense: dict[int, torch.Tensor | None] = {}
         self._penalty: dict[int, torch.Tensor | None] = {}
+        self._single_leaf: list[np.ndarray] | None = None
 
     @property
     def depth(self) -> int:
@@ -100,6 +101,18 @@ class SidTrie:
             self.penalty(depth, torch.zeros(0, dtype=torch.long))  # builds the table once
         table = self._penalty[depth]
         return None if table is None else table.numpy()
+
+    def single_leaf(self, depth: int) -> np.ndarray:
+        """bool (n_nodes_depth,): whether a prefix node leads to exactly one SID, so every token after it is forced."""
+        if self._single_leaf is None:
+            leaves = np.ones(len(self.leaf_item), np.int64)
+            single = [leaves == 1]
+            for t in range(self.depth - 1, -1, -1):  # every node has a child, so reduceat never sees an empty run
+                leaves = np.add.reduceat(leaves[self.child_node[t]], self.start[t][:-1]) if len(self.child_node[t]) \
+                    else np.zeros(len(self.start[t]) - 1, np.int64)
+                single.append(leaves == 1)
+            self._single_leaf = single[::-1]
+        return self._single_leaf[depth]
 
     def child(self, depth: int, nodes: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Child node ids of valid (node, token) pairs, (N,)."""

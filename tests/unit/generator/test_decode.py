@@ -143,9 +143,9 @@ def test_single_token_level_is_skipped_without_changing_results() -> None:
     assert result.decoder_rows == 3 * (1 + 4)  # levels 0 and 1 only
 
 
-def _with_affinity(seed: int = 0, batch: int = 6) -> tuple[SidGenerator, GeneratorInput, SidTrie]:
+def _with_affinity(seed: int = 0, batch: int = 6, n_items: int = 30) -> tuple[SidGenerator, GeneratorInput, SidTrie]:
     """A model whose level 1 is an attribute level scored by user affinities (non-zero weights)."""
-    model, inp, trie = _setup(seed=seed, batch=batch)
+    model, inp, trie = _setup(n_items=n_items, seed=seed, batch=batch)
     cfg = dataclasses.replace(model.config, attribute_level=1, affinity_features=2)
     scored = SidGenerator(cfg).eval()
     scored.load_state_dict(model.state_dict(), strict=False)
@@ -219,3 +219,70 @@ def test_decode_options_name_an_engine_that_exists() -> None:
     assert SERVING_DECODE.engine == "auto"
     with pytest.raises(ValueError, match="unknown decoder engine 'gpu'; expected one of auto, numba, torch"):
         DecodeOptions(engine="gpu")
+
+
+def _exhaustive_forced(model: SidGenerator, inp: GeneratorInput, trie: SidTrie, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exhaustive scoring with every token the trie forces (a prefix with one SID below it) scored log p = 0."""
+    sids = np.array([[*p] for p in _all_sids(trie)])
+    nodes = [np.zeros(len(sids), np.int64)]
+    for level in range(trie.depth - 1):
+        nodes.append(trie.step(level, nodes[-1], sids[:, level]))
+    free = np.stack([~trie.single_leaf(level)[nodes[level]] for level in range(trie.depth)], 1)
+    items, scores = [], []
+    for q in range(len(inp)):
+        one = inp.select(torch.full((len(sids),), q))
+        with torch.no_grad():
+            logits = model(one, torch.from_numpy(sids))
+        lp = sum(torch.log_softmax(x, -1).gather(1, torch.from_numpy(sids[:, i : i + 1])).squeeze(1).numpy() * free[:, i]
+                 for i, x in enumerate(logits))
+        bias = model.level_bias(one)
+        if bias is not None:  # forward puts the user term inside the softmax; the search adds it outside
+            a = model.config.attribute_level
+            with torch.no_grad():
+                plain = torch.log_softmax(logits[a] - bias, -1).gather(1, torch.from_numpy(sids[:, a : a + 1])).squeeze(1)
+                lp = lp - (torch.log_softmax(logits[a], -1).gather(1, torch.from_numpy(sids[:, a : a + 1])).squeeze(1)
+                           - plain).numpy() * free[:, a] + bias.gather(1, torch.from_numpy(sids[:, a : a + 1])).squeeze(1).numpy()
+        order = np.argsort(-lp, kind="stable")[:k]
+        items.append(trie.lookup(sids[order]))
+        scores.append(lp[order])
+    return np.stack(items), np.stack(scores)
+
+
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+@pytest.mark.parametrize("with_user_term", [False, True])
+def test_forced_paths_score_the_tokens_the_trie_forces_zero_and_skip_their_rows(engine: str, with_user_term: bool) -> None:
+    model, inp, trie = _with_affinity(n_items=10) if with_user_term else _setup(n_items=10)
+    for level in (1, 2):  # some prefixes lead to one SID, some do not, at both decoder levels after the first
+        assert trie.single_leaf(level).any() and not trie.single_leaf(level).all()
+    n = len(_all_sids(trie))
+    forced = beam_search(model, inp, trie, beam_width=n, top_k=10, pruning=PruningConfig(forced_paths=True), engine=engine)
+    items, scores = _exhaustive_forced(model, inp, trie, 10)
+    np.testing.assert_allclose(forced.scores, scores, atol=1e-4)
+    assert (forced.item_ids == items).all()
+    full = beam_search(model, inp, trie, beam_width=n, top_k=10, engine=engine)
+    assert forced.decoder_rows < full.decoder_rows
+
+
+def test_forced_paths_change_nothing_where_every_prefix_branches() -> None:
+    torch.manual_seed(0)
+    codes = np.array([[a, b, c] for a in range(4) for b in range(3) for c in range(2)])
+    sem = assign_sids(np.arange(len(codes)), codes)
+    trie = SidTrie.build(sem, sem.vocab_sizes((4, 3, 2)))
+    assert not any(trie.single_leaf(level).any() for level in range(trie.depth - 1))
+    cfg = GeneratorConfig(token_dim=8, embed_dim=8, vocab_sizes=trie.vocab_sizes, d_model=16, heads=2,
+                          encoder_layers=1, decoder_layers=1, dropout=0.0)
+    model = SidGenerator(cfg).eval()
+    inp = GeneratorInput(torch.randn(3, 9, 8), torch.randn(3, 8), torch.rand(3, 9))
+    full = beam_search(model, inp, trie, beam_width=6, top_k=6)
+    forced = beam_search(model, inp, trie, beam_width=6, top_k=6, pruning=PruningConfig(forced_paths=True))
+    assert (full.item_ids == forced.item_ids).all()
+    np.testing.assert_allclose(full.scores, forced.scores)
+    assert full.decoder_rows == forced.decoder_rows
+
+
+def test_single_leaf_marks_prefixes_with_one_sid_below() -> None:
+    sem = assign_sids(np.arange(4), np.array([[0, 0], [0, 1], [1, 0], [2, 2]]))
+    trie = SidTrie.build(sem, sem.vocab_sizes((3, 3)))
+    assert trie.single_leaf(0).tolist() == [False]
+    assert trie.single_leaf(1).tolist() == [False, True, True]  # prefix 0 has two SIDs, 1 and 2 one each
+    assert trie.single_leaf(trie.depth).all()
