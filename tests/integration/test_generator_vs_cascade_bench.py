@@ -26,4 +26,5 @@ def test_the_bench_times_every_setting_and_compares_the_decoder_engines(load_ben
     assert len(engines) == 2
     for line in engines:  # the two engines rank alike on every timed query
         assert " 4/4 identical top-10 lists" in line
+    assert any(line.startswith("served default, decode alone") and "at batch 32" in line for line in out.splitlines())
     assert plot.read_text().lstrip().startswith("<?xml")
