@@ -1,11 +1,14 @@
-"""Observable per-user features: profile, smoothed click/order affinities and recent click history.
+"""Observable per-user features: profile, smoothed click/order/exposure affinities and recent click history.
 
 Built from the users table and one split's logged impressions only (never `truth/` or the behaviour
 model), so the cascade ranker and the generator see what a production system would see.
 
 Affinity of a user for a value v of an item attribute (brand, price band, category) is the user's
 smoothed share of clicks (or orders) on v, pulled towards the population's share by `smoothing`
-pseudo-events; `affinity()` returns its log-lift over the population share (0 = indifferent).
+pseudo-events; `affinity()` returns its log-lift over the population share (0 = indifferent). The
+"exposure" signal is the user's share of what was shown to them, each impression weighted by its slot's
+DCG discount: what the logging system chose for this user (its own personalisation included) is evidence of
+taste that clicks alone are too few to give (about 10 clicks per user, against 10 shown slots per query).
 
 Training rows must not see their own label: pass `exclude_query_ids` to `features`, `affinity`,
 `profile` and `history` to compute them as if those queries had not been logged (leave-one-out) when
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -27,10 +30,10 @@ if TYPE_CHECKING:
 
 AGE_BANDS = 5  # schema: age_band in [0, 5)
 ATTRIBUTES: tuple[str, ...] = ("brand", "price_band", "category")
-SIGNALS: tuple[str, ...] = ("click", "order")
+SIGNALS: tuple[str, ...] = ("click", "order", "exposure")
 ARRAYS_FILE = "user_features.npz"
 META_FILE = "user_features.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # what `from_impressions` reads of a production log (the join's and the replay's requests / impressions tables)
 LOGGED_REQUEST_COLUMNS: tuple[str, ...] = ("request_id", "user_id", "ts")
 LOGGED_IMPRESSION_COLUMNS: tuple[str, ...] = ("request_id", "position", "item_id", "clicked", "ordered")
@@ -62,9 +65,51 @@ class EngagementLog:
         return getattr(self, name)
 
 
+@dataclass(frozen=True)
+class ExposureLog:
+    """Every shown impression of the split (clicked or not), with its slot's exposure weight."""
+
+    user_row: np.ndarray  # int64 (X,)
+    query_id: np.ndarray  # int64 (X,)
+    weight: np.ndarray  # float64 (X,): exposure_weight(position)
+    brand: np.ndarray  # int64 (X,)
+    price_band: np.ndarray
+    category: np.ndarray
+
+    def attribute(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    @classmethod
+    def empty(cls) -> ExposureLog:
+        i = np.zeros(0, np.int64)
+        return cls(i, i, np.zeros(0), i, i, i)
+
+
+def exposure_weight(position: np.ndarray) -> np.ndarray:
+    """How much a shown slot (0-based position) counts as exposure: the DCG discount 1 / log2(position + 2)."""
+    return 1.0 / np.log2(np.asarray(position, np.float64) + 2.0)
+
+
 def _check_range(name: str, values: np.ndarray, size: int) -> None:
     if len(values) and (values.min() < 0 or values.max() >= size):
         raise ValueError(f"{name} must lie in [0, {size}), got values in [{values.min()}, {values.max()}]")
+
+
+class _Excluded(NamedTuple):
+    batch: np.ndarray  # batch rows of excluded engagement-log entries
+    index: np.ndarray  # their engagement-log indices
+    exposure_batch: np.ndarray
+    exposure_index: np.ndarray
+
+
+def _entries_of(query_ids: np.ndarray, log_query_id: np.ndarray, by_query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in query_ids, log index) of every log entry of each query (by_query: the log sorted by query)."""
+    sorted_q = log_query_id[by_query]
+    lo, hi = np.searchsorted(sorted_q, query_ids, "left"), np.searchsorted(sorted_q, query_ids, "right")
+    lengths = hi - lo
+    batch = np.repeat(np.arange(len(query_ids)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return batch, by_query[np.repeat(lo, lengths) + offsets]
 
 
 class UserFeatureTable:
@@ -83,7 +128,9 @@ class UserFeatureTable:
         split_query_ids: np.ndarray,
         split_query_user_row: np.ndarray,
         log: EngagementLog,
+        exposure: ExposureLog | None = None,
     ):
+        """`exposure`: the shown impressions (None: none logged, so every exposure affinity is 0)."""
         self.config = config
         self.vocab = {a: int(vocab[a]) for a in ATTRIBUTES}
         self.user_ids = np.asarray(user_ids, np.int64)
@@ -98,8 +145,10 @@ class UserFeatureTable:
         self.split_query_ids = np.asarray(split_query_ids, np.int64)[order]
         self.split_query_user_row = np.asarray(split_query_user_row, np.int64)[order]
         self.log = log
+        self.exposure = ExposureLog.empty() if exposure is None else exposure
         for a in ATTRIBUTES:
             _check_range(a, log.attribute(a), self.vocab[a])
+            _check_range(f"exposure {a}", self.exposure.attribute(a), self.vocab[a])
         self._derive()
 
     # ---------------------------------------------------------------- construction
@@ -152,15 +201,16 @@ class UserFeatureTable:
                 f"{what} name users missing from the users table: "
                 f"{np.unique(q_users[missing])[:5].tolist()}"
             )
-        imp = impressions
-        imp = imp[imp["clicked"].to_numpy(bool) & imp["query_id"].isin(queries["query_id"]).to_numpy()]
-        imp = imp.merge(queries[["query_id", "user_id", "ts"]], on="query_id", how="left")
+        shown = impressions[impressions["query_id"].isin(queries["query_id"]).to_numpy()]
+        shown = shown.merge(queries[["query_id", "user_id"]], on="query_id", how="left")
+        imp = shown[shown["clicked"].to_numpy(bool)]
+        imp = imp.merge(queries[["query_id", "ts"]], on="query_id", how="left")
         imp = imp.sort_values(["ts", "query_id", "position"], ascending=False, kind="stable")
         item_ids = items["item_id"].to_numpy(np.int64)
-        rows = np.searchsorted(item_ids, imp["item_id"].to_numpy(np.int64))
-        rows = np.clip(rows, 0, max(len(item_ids) - 1, 0))
-        if len(imp) and np.any(item_ids[rows] != imp["item_id"].to_numpy(np.int64)):
+        shown_rows = np.clip(np.searchsorted(item_ids, shown["item_id"].to_numpy(np.int64)), 0, max(len(item_ids) - 1, 0))
+        if len(shown) and np.any(item_ids[shown_rows] != shown["item_id"].to_numpy(np.int64)):
             raise ValueError("impressions name items missing from the items table")
+        rows = np.clip(np.searchsorted(item_ids, imp["item_id"].to_numpy(np.int64)), 0, max(len(item_ids) - 1, 0))
         attr = {a: items[a].to_numpy(np.int64) for a in ATTRIBUTES}
         vocab = {a: int(max(attr[a].max(initial=-1), 0) + 1) for a in ATTRIBUTES}
         vocab["category"] = max(vocab["category"], int(users["declared_category"].max()) + 1)
@@ -171,6 +221,12 @@ class UserFeatureTable:
             ordered=imp["ordered"].to_numpy(bool),
             **{a: attr[a][rows] for a in ATTRIBUTES},
         )
+        exposure = ExposureLog(
+            user_row=np.searchsorted(user_ids, shown["user_id"].to_numpy(np.int64)),
+            query_id=shown["query_id"].to_numpy(np.int64),
+            weight=exposure_weight(shown["position"].to_numpy(np.int64)),
+            **{a: attr[a][shown_rows] for a in ATTRIBUTES},
+        )
         return cls(
             config, vocab, user_ids,
             users["age_band"].to_numpy(np.int64),
@@ -179,23 +235,29 @@ class UserFeatureTable:
             queries["query_id"].to_numpy(np.int64),
             np.searchsorted(user_ids, q_users),
             log,
+            exposure,
         )
 
     def _derive(self) -> None:
         n_users = len(self.user_ids)
         log = self.log
         self._counts: dict[tuple[str, str], np.ndarray] = {}
+        exp = self.exposure
         for signal in SIGNALS:
-            mask = np.ones(len(log.user_row), bool) if signal == "click" else log.ordered
             for a in ATTRIBUTES:
                 counts = np.zeros((n_users, self.vocab[a]), np.float64)
-                np.add.at(counts, (log.user_row[mask], log.attribute(a)[mask]), 1.0)
+                if signal == "exposure":
+                    np.add.at(counts, (exp.user_row, exp.attribute(a)), exp.weight)
+                else:
+                    mask = np.ones(len(log.user_row), bool) if signal == "click" else log.ordered
+                    np.add.at(counts, (log.user_row[mask], log.attribute(a)[mask]), 1.0)
                 self._counts[signal, a] = counts
         self._n_queries = np.bincount(self.split_query_user_row, minlength=n_users).astype(np.float64)
         # user rows of the log, grouped by user (most recent first inside each group)
         self._by_user = np.argsort(log.user_row, kind="stable")
         self._user_start = np.searchsorted(log.user_row[self._by_user], np.arange(n_users + 1))
         self._by_query = np.argsort(log.query_id, kind="stable")
+        self._exposure_by_query = np.argsort(exp.query_id, kind="stable")
         self._known_rows = self._feature_rows(np.arange(n_users), None)
         self._fallback = self._known_rows.mean(0) if n_users else np.zeros(self.n_features, np.float32)
         self._fallback[-1] = 0.0  # the known flag
@@ -214,30 +276,33 @@ class UserFeatureTable:
         return self._rows(user_ids)[1]
 
     def _excluded_log(self, rows: np.ndarray, known: np.ndarray,
-                      exclude_query_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(batch row, log index) pairs of the engagement to leave out: the excluded query's clicks by that user."""
+                      exclude_query_ids: np.ndarray | None) -> _Excluded:
+        """What to leave out: the excluded query's clicks and shown slots by that user, as (batch row, log index)
+        pairs of the engagement log and of the exposure log."""
         if exclude_query_ids is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            none = np.zeros(0, np.int64)
+            return _Excluded(none, none, none, none)
         q = np.asarray(exclude_query_ids, np.int64).reshape(-1)
         if q.shape != rows.shape:
             raise ValueError(f"exclude_query_ids must have one entry per user id ({rows.shape}), got {q.shape}")
-        sorted_q = self.log.query_id[self._by_query]
-        lo, hi = np.searchsorted(sorted_q, q, "left"), np.searchsorted(sorted_q, q, "right")
-        lengths = hi - lo
-        batch = np.repeat(np.arange(len(q)), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        idx = self._by_query[np.repeat(lo, lengths) + offsets]
+        batch, idx = _entries_of(q, self.log.query_id, self._by_query)
         keep = known[batch] & (self.log.user_row[idx] == rows[batch])
-        return batch[keep], idx[keep]
+        exp_batch, exp_idx = _entries_of(q, self.exposure.query_id, self._exposure_by_query)
+        exp_keep = known[exp_batch] & (self.exposure.user_row[exp_idx] == rows[exp_batch])
+        return _Excluded(batch[keep], idx[keep], exp_batch[exp_keep], exp_idx[exp_keep])
 
     def _shares(self, signal: str, attribute: str, rows: np.ndarray, known: np.ndarray,
-                excluded: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                excluded: _Excluded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(the users' counts, smoothed shares, population shares), each (B, V), without the excluded engagement."""
-        batch, idx = excluded
-        if signal == "order":
-            batch, idx = batch[self.log.ordered[idx]], idx[self.log.ordered[idx]]
         removed = np.zeros((len(rows), self.vocab[attribute]))
-        np.add.at(removed, (batch, self.log.attribute(attribute)[idx]), 1.0)
+        if signal == "exposure":
+            batch, idx = excluded.exposure_batch, excluded.exposure_index
+            np.add.at(removed, (batch, self.exposure.attribute(attribute)[idx]), self.exposure.weight[idx])
+        else:
+            batch, idx = excluded.batch, excluded.index
+            if signal == "order":
+                batch, idx = batch[self.log.ordered[idx]], idx[self.log.ordered[idx]]
+            np.add.at(removed, (batch, self.log.attribute(attribute)[idx]), 1.0)
         table = self._counts[signal, attribute]
         counts = np.where(known[:, None], table[rows], 0.0) - removed
         population = table.sum(0)[None, :] - removed
@@ -353,6 +418,7 @@ class UserFeatureTable:
             "price_sensitivity": self.price_sensitivity, "split_query_ids": self.split_query_ids,
             "split_query_user_row": self.split_query_user_row,
             **{f"log_{k}": v for k, v in self.log.__dict__.items()},
+            **{f"exposure_{k}": v for k, v in self.exposure.__dict__.items()},
         }
         np.savez(directory / ARRAYS_FILE, **arrays)
         meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), "vocab": self.vocab,
@@ -373,4 +439,5 @@ class UserFeatureTable:
         with np.load(arrays_path) as z:
             a = {k: z[k] for k in z.files}
         log = EngagementLog(**{k[4:]: a.pop(k) for k in list(a) if k.startswith("log_")})
-        return cls(UserFeatureConfig(**meta["config"]), meta["vocab"], log=log, **a)
+        exposure = ExposureLog(**{k[9:]: a.pop(k) for k in list(a) if k.startswith("exposure_")})
+        return cls(UserFeatureConfig(**meta["config"]), meta["vocab"], log=log, exposure=exposure, **a)

@@ -15,11 +15,11 @@ from onevision.cascade.logged import LoggedQueries, PairSet, pair_base_features,
 from onevision.cascade.prerank import PreRanker
 from onevision.cascade.scorer import Scorer
 from onevision.featurestore.source import UserFeatureSource
-from onevision.userfeatures import UserFeatureTable
+from onevision.userfeatures import SIGNALS, UserFeatureTable
 
+_AFFINITY_ATTRIBUTES: tuple[str, ...] = ("brand", "price_band", "category")
 USER_ITEM_FEATURES: tuple[str, ...] = (
-    "brand_click_lift", "price_band_click_lift", "category_click_lift",
-    "brand_order_lift", "price_band_order_lift", "category_order_lift",
+    *(f"{attr}_{signal}_lift" for signal in SIGNALS for attr in _AFFINITY_ATTRIBUTES),
     "price_fit", "declared_match", "log_queries", "history_sim_max", "history_sim_mean", "in_history", "known",
 )
 RANK_FEATURES: tuple[str, ...] = (*BASE_FEATURES, "prerank", *USER_ITEM_FEATURES)
@@ -32,8 +32,8 @@ def user_item_features(users: UserFeatureSource, items: ItemTable, user_ids: np.
     """(B, K, len(USER_ITEM_FEATURES)) for users (B,) and candidate item rows (B, K)."""
     ex = {"exclude_query_ids": exclude_query_ids}
     cols = []
-    for signal in ("click", "order"):
-        for attr in ("brand", "price_band", "category"):
+    for signal in SIGNALS:
+        for attr in _AFFINITY_ATTRIBUTES:
             values = getattr(items, attr)[item_rows]
             cols.append(users.affinity(attr, user_ids, values, signal=signal, **ex))
     declared, sensitivity, log_queries = users.profile(user_ids, **ex)

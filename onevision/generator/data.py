@@ -45,6 +45,7 @@ def token_importance(encoder: ImageEncoder, tokens: torch.Tensor) -> torch.Tenso
 # The user x attribute features per code of the attribute level: (signal, attribute) log-lifts.
 AFFINITY_FEATURES: tuple[tuple[str, str], ...] = (
     ("click", "brand"), ("click", "price_band"), ("order", "brand"), ("order", "price_band"),
+    ("exposure", "brand"), ("exposure", "price_band"),
 )
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from onevision.userfeatures import UserFeatureTable
+from onevision.userfeatures import UserFeatureTable, exposure_weight
 from onevision.world import World, load_world
 from onevision.world import schema
 from onevision.world.io import write_table
@@ -98,6 +98,9 @@ def test_leaving_a_query_out_equals_fitting_without_it(table: UserFeatureTable, 
     brands = np.arange(table.vocab["brand"])[None, :]
     np.testing.assert_allclose(table.affinity("brand", ids, brands, exclude_query_ids=ex),
                                smaller.affinity("brand", ids, brands), rtol=1e-5, atol=1e-6)
+    shown = table.affinity("brand", ids, brands, signal="exposure", exclude_query_ids=ex)
+    assert not np.allclose(shown, table.affinity("brand", ids, brands, signal="exposure"), atol=1e-6)
+    np.testing.assert_allclose(shown, smaller.affinity("brand", ids, brands, signal="exposure"), rtol=1e-5, atol=1e-6)
 
 
 def test_test_split_impressions_do_not_change_the_table(table: UserFeatureTable, world: World, tiny_world_dir: Path,
@@ -124,6 +127,8 @@ def test_save_then_load_gives_identical_outputs(table: UserFeatureTable, world: 
     assert np.array_equal(table.history(ids), loaded.history(ids))
     assert np.array_equal(table.affinity("category", ids, cats, signal="order"),
                           loaded.affinity("category", ids, cats, signal="order"))
+    assert np.array_equal(table.affinity("category", ids, cats, signal="exposure"),
+                          loaded.affinity("category", ids, cats, signal="exposure"))
 
 
 def test_fitting_twice_gives_the_same_table(table: UserFeatureTable, world: World) -> None:
@@ -135,3 +140,38 @@ def test_fitting_twice_gives_the_same_table(table: UserFeatureTable, world: Worl
 def test_load_names_the_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="user_features"):
         UserFeatureTable.load(tmp_path)
+
+
+def test_exposure_affinity_is_the_log_lift_of_the_discounted_shown_share(table: UserFeatureTable, world: World) -> None:
+    q = world.queries_of("train")
+    imp = world.impressions.merge(q[["query_id", "user_id"]], on="query_id")
+    imp = imp.merge(world.items[["item_id", "brand"]], on="item_id")
+    imp["w"] = exposure_weight(imp["position"].to_numpy())
+    n = table.vocab["brand"]
+    population = imp.groupby("brand")["w"].sum().reindex(range(n), fill_value=0.0).to_numpy()
+    prior = (population + 1.0) / (population.sum() + n)
+    user = _busiest_user(world)
+    mine = imp[imp["user_id"] == user].groupby("brand")["w"].sum().reindex(range(n), fill_value=0.0).to_numpy()
+    a = table.config.smoothing
+    expected = np.log((mine + a * prior) / (mine.sum() + a) / prior)
+    got = table.affinity("brand", np.array([user]), np.arange(n)[None, :], signal="exposure")[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert got.argmax() == mine.argmax()
+
+
+def test_exposure_counts_what_was_shown_not_what_was_clicked(table: UserFeatureTable, world: World,
+                                                             tiny_world_dir: Path, tmp_path: Path) -> None:
+    train_ids = set(world.queries_of("train")["query_id"])
+
+    def flip(queries: pd.DataFrame, impressions: pd.DataFrame):
+        in_train = impressions["query_id"].isin(train_ids)
+        impressions.loc[in_train, "clicked"] = ~impressions.loc[in_train, "clicked"]
+        impressions.loc[in_train, "ordered"] = False
+        return queries, impressions
+
+    changed = UserFeatureTable.fit(_copy_with_impressions(tiny_world_dir, tmp_path / "w", flip), "train")
+    ids = world.users["user_id"].to_numpy()
+    brands = np.tile(np.arange(table.vocab["brand"]), (len(ids), 1))
+    assert np.array_equal(table.affinity("brand", ids, brands, signal="exposure"),
+                          changed.affinity("brand", ids, brands, signal="exposure"))
+    assert not np.allclose(table.affinity("brand", ids, brands), changed.affinity("brand", ids, brands))
