@@ -55,6 +55,9 @@ SETTINGS = (
     Setting("beam 50, margin 8 + conf 0.999 (served before forced paths)", 50,
             dataclasses.replace(SERVING_PRUNING, forced_paths=False)),
     Setting("served: beam 50, margin 8 + conf 0.999 + forced paths", SERVING_BEAM_WIDTH, SERVING_PRUNING),
+    Setting("served, NumPy loop over compiled steps (before the fused search)", SERVING_BEAM_WIDTH, SERVING_PRUNING,
+            "numba-loop"),
+    Setting("full beam 50, NumPy loop over compiled steps", 50, PruningConfig(), "numba-loop"),
     Setting("served + token mass 0.9", SERVING_BEAM_WIDTH, dataclasses.replace(SERVING_PRUNING, token_mass=0.9)),
     Setting("beam 50, margin 6 + conf 0.99", 50, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
     Setting("beam 20, margin 6 + conf 0.99", 20, PruningConfig(beam_margin=6.0, confidence_mass=0.99, min_width=10)),
@@ -233,10 +236,16 @@ def main() -> None:
               f"batch 32; recall@10 {100 * (served['recall'] - full['recall']):+.1f} pts")
     print(f"\nserved default, decode alone (after the shared CNN, one thread): gain over full beam "
           f"{1 - ratio(served, full, 'decode'):+.0%} at batch 1, {1 - ratio(served, full, 'decode32'):+.0%} at batch 32")
-    for fast, slow in ((SETTINGS[0], SETTINGS[1]), (next(r["setting"] for r in rows if r["name"].startswith("served:")),
-                                                   SETTINGS[2])):
+    served_setting = served["setting"]
+    by_name = {setting.name: setting for setting in SETTINGS}
+    for fast, slow, what in (
+            (FULL, SETTINGS[1], "compiled decoder vs torch decoder"),
+            (served_setting, SETTINGS[2], "compiled decoder vs torch decoder"),
+            (served_setting, by_name["served, NumPy loop over compiled steps (before the fused search)"],
+             "fused search vs NumPy loop"),
+            (FULL, by_name["full beam 50, NumPy loop over compiled steps"], "fused search vs NumPy loop")):
         same = (lists[fast] == lists[slow]).all(1)
-        print(f"\n{fast.name}: compiled decoder vs torch decoder at batch 1: {int(same.sum())}/{len(same)} identical top-10 "
+        print(f"\n{fast.name}: {what} at batch 1: {int(same.sum())}/{len(same)} identical top-10 "
               f"lists; decode ×{ratio(_row(rows, fast), _row(rows, slow), 'decode'):.2f}, end to end "
               + ", ".join(f"×{ratio(_row(rows, fast), _row(rows, slow), ('b1', t)):.2f} ({t}t)" for t in args.threads))
     if args.plot:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from onevision.generator import beam_kernels, numba_decoder
+from onevision.generator import beam_kernels, fused_search, numba_decoder
 from onevision.generator.beam_kernels import candidates, survivors
 from onevision.generator.incremental import IncrementalDecoder
 from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel, one_blas_thread
@@ -72,19 +72,29 @@ def compile_kernels() -> None:
     beam_kernels.compile_kernels()
 
 
+def warm_up(model: SidGenerator, trie: SidTrie, engine: str = "auto") -> None:
+    """Compile (or load from the disk cache) the search for this model's and trie's shapes of tables (the fused
+    search's types depend on its layer count and depth) by decoding one blank query, e.g. when a server loads it."""
+    cfg = model.config
+    blank = GeneratorInput(torch.zeros(1, 1, cfg.token_dim), torch.zeros(1, cfg.embed_dim), torch.ones(1, 1))
+    if cfg.affinity_features:
+        blank.attribute_affinity = torch.zeros(1, cfg.vocab_sizes[cfg.attribute_level], cfg.affinity_features)
+    beam_search(model, blank, trie, 2, 1, SERVING_PRUNING, engine)
+
+
 def encode_and_open(model: SidGenerator, batch: GeneratorInput, keep_tokens: int | None, rows: int,
                     engine: str = "auto") -> tuple:
     """The memory of `batch` and an incremental decoder over it for `rows` beam rows (see
     options.DECODER_ENGINES): (decoder, number of memory tokens)."""
     if engine not in DECODER_ENGINES:
         raise ValueError(f"unknown decoder engine {engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
-    if engine == "numba" or (engine == "auto" and rows <= COMPILED_DECODER_MAX_ROWS):
+    if engine in ("numba", "numba-loop") or (engine == "auto" and rows <= COMPILED_DECODER_MAX_ROWS):
         try:
             w = numba_decoder.prepared(model)
             memory = numba_decoder.encode(model, numba_decoder.encoder_inputs(model, batch, keep_tokens, w), w)
             return CompiledDecoder(model, memory, w), memory.shape[0] * memory.shape[1]
         except UnsupportedModel:
-            if engine == "numba":
+            if engine != "auto":
                 raise
     memory = model.encode(batch, keep_tokens)
     return _TorchSteps(IncrementalDecoder(model, memory)), memory.shape[0] * memory.shape[1]
@@ -124,6 +134,14 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
     bias = model.level_bias(batch)
     bias = None if bias is None else np.ascontiguousarray(bias.numpy())
     depth = trie.depth
+    floor_width = max(pruning.min_width, top_k, 1)
+    tables = trie.dense_tables() if isinstance(decoder, CompiledDecoder) and engine != "numba-loop" else None
+    if tables is not None:  # the whole search in one compiled call (the same ranking as the loop below)
+        query, prefix, node, score, decoder_rows = fused_search.search(
+            decoder, tables, trie.vocab_sizes, b, bias, model.config.attribute_level, beam_width, top_k,
+            pruning.beam_margin if pruning.enabled else math.inf, pruning.confidence_mass if pruning.enabled else 1.0,
+            floor_width, pruning.forced_paths)
+        return _result(trie, b, top_k, query, prefix, node, score, decoder_rows, encoder_tokens)
     # Alive rows: (query index, trie node, prefix tokens, score), grouped by query; `counts` rows per query
     query = np.arange(b)
     node = np.zeros(b, dtype=np.int64)
@@ -131,7 +149,6 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
     score = np.zeros(b, dtype=np.float32)
     counts = np.ones(b, dtype=np.int64)
     decoder_rows = 0
-    floor_width = max(pruning.min_width, top_k, 1)
     # Row of each alive beam in the decoder's cache (-1: a forced path, which the decoder no longer runs); the cache
     # holds the rows of the last step, so it is gathered to the beams that step again before each step.
     cache_row = np.arange(b)
@@ -193,7 +210,13 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
         prefix = np.concatenate([prefix[src], token[:, None]], 1)
         score = chosen
         query = q_idx
-    # Final rows are sorted by query then score (topk order); lay them out as (B, top_k).
+    return _result(trie, b, top_k, query, prefix, node, score, decoder_rows, encoder_tokens)
+
+
+def _result(trie: SidTrie, b: int, top_k: int, query: np.ndarray, prefix: np.ndarray, node: np.ndarray,
+            score: np.ndarray, decoder_rows: int, encoder_tokens: int) -> DecodeResult:
+    """The final rows, sorted by query then score (topk order), laid out as (B, top_k)."""
+    depth = trie.depth
     out_items = np.full((b, top_k), -1, dtype=np.int64)
     out_sids = np.full((b, top_k, depth), -1, dtype=np.int64)
     out_scores = np.full((b, top_k), -np.inf, dtype=np.float32)

@@ -12,7 +12,7 @@ import torch
 
 from onevision.contracts import Ranking
 from onevision.generator.data import ImageBank, UserContext, encode_bank, make_input
-from onevision.generator.decode import DecodeResult, beam_search, compile_kernels
+from onevision.generator.decode import DecodeResult, beam_search, compile_kernels, warm_up
 from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
 from onevision.featurestore.source import UserFeatureSource
@@ -127,10 +127,12 @@ class GeneratorRetriever:
     def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
              decode: DecodeOptions = DecodeOptions(), version: str | None = None) -> "GeneratorRetriever":
         users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
-        if decode.engine != "torch":
-            compile_kernels()  # at load, not in the first request
-        return cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir), users,
-                   decode.beam_width, decode.pruning, decode.engine, version=version)
+        retriever = cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir),
+                        users, decode.beam_width, decode.pruning, decode.engine, version=version)
+        if decode.engine != "torch":  # at load, not in the first request
+            compile_kernels()
+            warm_up(retriever.generator, retriever.vrq.trie, decode.engine)
+        return retriever
 
 
 def _merge(parts: list[tuple[np.ndarray, DecodeResult]], n: int, k: int, depth: int) -> DecodeResult:

@@ -63,6 +63,7 @@ class SidTrie:
         self._dense: dict[int, torch.Tensor | None] = {}
         self._penalty: dict[int, torch.Tensor | None] = {}
         self._single_leaf: list[np.ndarray] | None = None
+        self._dense_tables: tuple | None | bool = False  # False: not built yet
 
     @property
     def depth(self) -> int:
@@ -101,6 +102,19 @@ class SidTrie:
             self.penalty(depth, torch.zeros(0, dtype=torch.long))  # builds the table once
         table = self._penalty[depth]
         return None if table is None else table.numpy()
+
+    def dense_tables(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None:
+        """Every level's (penalty, transition, single-leaf) tables as NumPy arrays, three tuples indexed by level
+        (what a compiled search reads), or None when a level has no dense table. Built once."""
+        if self._dense_tables is False:
+            levels = range(self.depth)
+            if any(self.penalty_table(t) is None for t in levels):
+                self._dense_tables = None
+            else:
+                self._dense_tables = (tuple(self.penalty_table(t) for t in levels),
+                                      tuple(self.transitions(t).numpy() for t in levels),
+                                      tuple(self.single_leaf(t) for t in levels))
+        return self._dense_tables
 
     def single_leaf(self, depth: int) -> np.ndarray:
         """bool (n_nodes_depth,): whether a prefix node leads to exactly one SID, so every token after it is forced."""

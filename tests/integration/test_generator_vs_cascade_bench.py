@@ -23,8 +23,9 @@ def test_the_bench_times_every_setting_and_compares_the_decoder_engines(load_ben
     rows = [line for line in out.splitlines() if line.startswith("| generator: ") or line.startswith("| cascade ")]
     assert len(rows) == 1 + len(bench.SETTINGS)
     engines = [line for line in out.splitlines() if "compiled decoder vs torch decoder" in line]
-    assert len(engines) == 2
-    for line in engines:  # the two engines rank alike on every timed query
+    fused = [line for line in out.splitlines() if "fused search vs NumPy loop" in line]
+    assert len(engines) == 2 and len(fused) == 2
+    for line in engines + fused:  # the engines and search paths rank alike on every timed query
         assert " 4/4 identical top-10 lists" in line
     assert any(line.startswith("served default, decode alone") and "at batch 32" in line for line in out.splitlines())
     assert plot.read_text().lstrip().startswith("<?xml")
