@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -223,6 +224,13 @@ class _Weights:
     level_embedding: np.ndarray  # (depth, d)
     bos: np.ndarray  # (d,): BOS + level 0's embedding
     eps: float
+
+    @cached_property
+    def flat_layers(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray]:
+        """Every decoder layer's weights and biases in `_Layer.weights` order, as two flat tuples, and their layer
+        norms' eps (what the fused search reads; built once per prepared model)."""
+        arrays = [a for layer in self.layers for a in layer.weights()]
+        return tuple(arrays[0::2]), tuple(arrays[1::2]), np.asarray([layer.eps for layer in self.layers], np.float32)
 
 
 class UnsupportedModel(ValueError):
