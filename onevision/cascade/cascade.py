@@ -16,6 +16,7 @@ from onevision.cascade.prerank import PreRanker
 from onevision.cascade.rank import Ranker
 from onevision.cascade.recall import AnnRecall
 from onevision.contracts import Ranking
+from onevision.threads import one_blas_thread
 
 if TYPE_CHECKING:
     from onevision.vision.encoder import ImageEncoder
@@ -122,6 +123,11 @@ class Cascade:
         users = None if user_ids is None else np.asarray(user_ids, np.int64).reshape(-1)
         if users is not None and users.shape != (b,):
             raise ValueError(f"expected {b} user ids for {b} images, got shape {users.shape}")
+        with one_blas_thread():
+            return self._retrieve(images, users, k)
+
+    def _retrieve(self, images: np.ndarray, users: np.ndarray | None, k: int) -> Ranking:
+        b = len(images)
         t0 = time.perf_counter()
         emb = self.embed(images)
         t1 = time.perf_counter()

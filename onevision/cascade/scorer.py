@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from onevision.cascade.config import ScorerConfig
-from onevision.torch_threads import single_torch_thread
+from onevision.threads import single_torch_thread
 
 
 class Scorer:

@@ -31,7 +31,8 @@ import torch
 from onevision.generator import beam_kernels, fused_search, numba_decoder
 from onevision.generator.beam_kernels import candidates, survivors
 from onevision.generator.incremental import IncrementalDecoder
-from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel, one_blas_thread
+from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel
+from onevision.threads import one_blas_thread
 from onevision.generator.options import DECODER_ENGINES, SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig
 from onevision.generator.model import GeneratorInput, SidGenerator
 from onevision.vrq.sid import SidTrie

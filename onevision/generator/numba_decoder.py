@@ -11,8 +11,6 @@ kernels compile on first use (a few seconds) and are cached on disk (`cache=True
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -283,29 +281,6 @@ def _prepare(model: SidGenerator) -> _Weights:
 
 # Copies, unlike the torch decoder's views: rebuilt when a parameter is updated in place, too.
 prepared = PerModel(_prepare)
-
-
-_openblas: list | None = None
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """NumPy's BLAS on one thread while the block runs. The kernels' matmuls are small (50 x 96 x 288 at batch 1):
-    a second BLAS thread only spins, on the core torch's own threads use (at 2 torch threads that made a decode 3x
-    slower). Restored after, so the process's other NumPy work keeps its threads."""
-    global _openblas
-    if _openblas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _openblas = [lib for lib in ThreadpoolController().lib_controllers if lib.internal_api == "openblas"]
-    before = [lib.num_threads for lib in _openblas]
-    for lib in _openblas:
-        lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(_openblas, before):
-            lib.set_num_threads(n)
 
 
 def encoder_inputs(model: SidGenerator, batch: GeneratorInput, keep_tokens: int | None,

@@ -15,6 +15,7 @@ from onevision.generator.data import ImageBank, UserContext, encode_bank, make_i
 from onevision.generator.decode import DecodeResult, beam_search, compile_kernels, warm_up
 from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
+from onevision.threads import one_blas_thread
 from onevision.featurestore.source import UserFeatureSource
 from onevision.userfeatures import UserFeatureTable
 from onevision.vision.encoder import ImageEncoder, to_pixels
@@ -98,8 +99,11 @@ class GeneratorRetriever:
             return np.zeros(user_ids.shape, dtype=bool)
         return self.users.known(user_ids)
 
-    @torch.inference_mode()
     def decode(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> DecodeResult:
+        with torch.inference_mode(), one_blas_thread():
+            return self._decode(images, user_ids, k)
+
+    def _decode(self, images: np.ndarray, user_ids: np.ndarray | None, k: int) -> DecodeResult:
         bank = encode_bank(self.encoder, to_pixels(images))
         if not self.personalised or user_ids is None:
             return self._search(bank, np.arange(len(images)), None, k)

@@ -54,7 +54,12 @@ class ImageEncoder(nn.Module):
 
     @classmethod
     def load(cls, directory: Path) -> ImageEncoder:
-        return load_module(cls, EncoderConfig, directory, WEIGHTS_FILE, CONFIG_FILE, "encoder")
+        """The saved encoder in eval mode, its convolutions in channels-last layout: images arrive as NHWC
+        (see `to_pixels`), and a batch of one then stays in that layout from layer to layer. Same outputs; a
+        64 px image at batch 1 on one thread took 1.6 ms against 2.0 in the default layout (interleaved runs)."""
+        model = load_module(cls, EncoderConfig, directory, WEIGHTS_FILE, CONFIG_FILE, "encoder")
+        model.stages.to(memory_format=torch.channels_last)
+        return model
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from onevision.torch_threads import single_torch_thread
+from onevision.threads import single_torch_thread
 from onevision.vision.features import CatalogueFeatures
 from onevision.vrq.aligned import VisionAlignedRQ, VRQConfig
 from onevision.vrq.attributes import ItemAttributes

@@ -331,3 +331,25 @@ def test_the_fused_search_skips_one_token_levels_and_leaves_sparse_tries_to_the_
     sparse = beam_search(model, inp, sparse_trie, 12, 12, engine="numba")
     assert (sparse.item_ids == fused.item_ids).all()
     np.testing.assert_allclose(sparse.scores, fused.scores, atol=1e-6)
+
+
+def test_beam_search_runs_on_one_blas_thread(monkeypatch) -> None:
+    """The compiled decoder's matmuls go to NumPy's BLAS; a second BLAS thread would spin on torch's cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from onevision.generator import decode
+
+    model, inp, trie = _setup()
+    seen: list[list[int]] = []
+    inner = decode._beam_search
+
+    def spy(*args, **kwargs):
+        seen.append([p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"])
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "_beam_search", spy)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+        beam_search(model, inp, trie, 4, 3)
+        after = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+    assert seen and all(n == 1 for n in seen[0]) and after == before
