@@ -3,7 +3,9 @@
 Both bundles are archived (serving.archive) and served side by side by one TorchServe with the KServe v2
 envelope (what the InferenceService runs); the client sends the same test-split photos to both, at batch
 sizes 1 and 8, alternating the two models in short rounds so that machine noise hits both alike. Prints
-requests/s, images/s, p50/p95 latency per (model, batch) and the generator/cascade ratios.
+requests/s, images/s, p50/p95 latency per (model, batch) and the generator/cascade ratios; with `--threads 1,2`
+once per torch thread count of the workers (``ONEVISION_TORCH_THREADS``, a fresh server each), else at the count
+the workers choose themselves (serving/threads.py).
 
     python bench/serving_throughput.py                         # trains tiny bundles first (~1-2 min)
     python bench/serving_throughput.py --generator runs/local/bundle_generator --cascade runs/local/bundle_cascade \
@@ -32,6 +34,7 @@ class Measurement:
     requests: int
     seconds: float
     latencies_ms: list[float]
+    threads: Optional[int] = None  # the workers' torch threads (None: their own choice)
 
     @property
     def rps(self) -> float:
@@ -45,7 +48,8 @@ class Measurement:
         return float(np.percentile(self.latencies_ms, q))
 
     def summary(self) -> dict:
-        return {"model": self.model, "batch": self.batch, "requests": self.requests, "rps": round(self.rps, 2),
+        return {"model": self.model, "threads": self.threads, "batch": self.batch, "requests": self.requests,
+                "rps": round(self.rps, 2),
                 "images_per_s": round(self.images_per_s, 2), "p50_ms": round(self.pct(50), 2),
                 "p95_ms": round(self.pct(95), 2)}
 
@@ -101,19 +105,36 @@ def request_bodies(photos: list[bytes], users: list[int], batch: int, count: int
 
 
 def print_table(results: list[Measurement]) -> None:
-    by = {(m.model, m.batch): m for m in results}
-    header = f"{'model':<10} {'batch':>5} {'requests':>8} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p95 ms':>8}"
+    by = {(m.model, m.threads, m.batch): m for m in results}
+    header = (f"{'model':<10} {'threads':>7} {'batch':>5} {'requests':>8} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} "
+              f"{'p95 ms':>8}")
     print(header)
     print("-" * len(header))
     for m in results:
         s = m.summary()
-        print(f"{s['model']:<10} {s['batch']:>5} {s['requests']:>8} {s['rps']:>8.1f} {s['images_per_s']:>8.1f} "
-              f"{s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
+        threads = "auto" if m.threads is None else str(m.threads)
+        print(f"{s['model']:<10} {threads:>7} {s['batch']:>5} {s['requests']:>8} {s['rps']:>8.1f} "
+              f"{s['images_per_s']:>8.1f} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
     print("\ngenerator / cascade (req/s > 1: generator serves more; latency < 1: generator is faster)")
-    for batch in sorted({m.batch for m in results}):
-        g, c = by[("generator", batch)], by[("cascade", batch)]
-        print(f"  batch {batch}: req/s x{g.rps / c.rps:.2f}   p50 x{g.pct(50) / c.pct(50):.2f}   "
+    for threads, batch in dict.fromkeys((m.threads, m.batch) for m in results):
+        g, c = by[("generator", threads, batch)], by[("cascade", threads, batch)]
+        label = "" if threads is None else f"{threads} thread{'s' * (threads > 1)}, "
+        print(f"  {label}batch {batch}: req/s x{g.rps / c.rps:.2f}   p50 x{g.pct(50) / c.pct(50):.2f}   "
               f"p95 x{g.pct(95) / c.pct(95):.2f}")
+
+
+def measure(server, plan: dict[str, list[bytes]], batch: int, threads: Optional[int], warmup: int, requests: int,
+            rounds: int) -> list[Measurement]:
+    """Warm both models up, then alternate them in `rounds` rounds (the order flips every round)."""
+    measures = {m: Measurement(m, batch, 0, 0.0, [], threads) for m in MODELS}
+    for m in MODELS:  # warm up both before measuring either
+        run_round(server.urls(m)["v2"], plan[m][:warmup], Measurement(m, batch, 0, 0.0, []))
+    per_round = -(-requests // rounds)
+    for r in range(rounds):
+        for m in MODELS if r % 2 == 0 else MODELS[::-1]:
+            chunk = plan[m][warmup + r * per_round: warmup + min((r + 1) * per_round, requests)]
+            run_round(server.urls(m)["v2"], chunk, measures[m])
+    return [measures[m] for m in MODELS]
 
 
 @app.command()
@@ -126,12 +147,19 @@ def main(
     batches: str = typer.Option("1,8", help="Comma-separated batch sizes."),
     top_k: int = typer.Option(10, min=1, max=100, help="k of every request."),
     rounds: int = typer.Option(6, min=1, help="Alternate the two models in this many rounds per batch size."),
+    threads: str = typer.Option("", help="Comma-separated torch thread counts of the workers, one server each "
+                                         "(default: the count the workers choose, serving/threads.py)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
 ) -> None:
     from serving.archive import build_archive
     from serving.processes import running_torchserve
+    from serving.threads import THREADS_ENV
 
     batch_sizes = [int(b) for b in batches.split(",")]
+    counts = [t.strip() for t in threads.split(",") if t.strip()]
+    if not all(t.isdigit() and int(t) > 0 for t in counts):
+        raise typer.BadParameter(f"--threads: comma-separated positive integers expected, got {threads!r}")
+    thread_counts: list[Optional[int]] = [int(t) for t in counts] or [None]
     with tempfile.TemporaryDirectory(prefix="onevision-bench-serving-") as tmp:
         root = Path(tmp)
         if generator is None or cascade is None:
@@ -148,20 +176,15 @@ def main(
             result = build_archive(bundle, root / name, model_name=name)
             (store / result.mar_path.name).symlink_to(result.mar_path)
         photos, users = query_photos(world, 64)
-        print(f"starting TorchServe (v2 envelope) with {', '.join(MODELS)} ...", flush=True)
-        with running_torchserve(store, "kservev2", workdir=root / "torchserve") as server:
-            results = []
-            for batch in batch_sizes:
-                plan = {m: request_bodies(photos, users, batch, warmup + requests, top_k) for m in MODELS}
-                measures = {m: Measurement(m, batch, 0, 0.0, []) for m in MODELS}
-                for m in MODELS:  # warm up both before measuring either
-                    run_round(server.urls(m)["v2"], plan[m][:warmup], Measurement(m, batch, 0, 0.0, []))
-                per_round = -(-requests // rounds)
-                for r in range(rounds):
-                    for m in MODELS if r % 2 == 0 else MODELS[::-1]:
-                        chunk = plan[m][warmup + r * per_round: warmup + min((r + 1) * per_round, requests)]
-                        run_round(server.urls(m)["v2"], chunk, measures[m])
-                results += [measures[m] for m in MODELS]
+        results = []
+        for count in thread_counts:
+            env = {} if count is None else {THREADS_ENV: str(count)}
+            label = "" if count is None else f", {count} torch thread{'s' * (count > 1)} per worker"
+            print(f"starting TorchServe (v2 envelope{label}) with {', '.join(MODELS)} ...", flush=True)
+            with running_torchserve(store, "kservev2", workdir=root / f"torchserve-{count}", extra_env=env) as server:
+                for batch in batch_sizes:
+                    plan = {m: request_bodies(photos, users, batch, warmup + requests, top_k) for m in MODELS}
+                    results += measure(server, plan, batch, count, warmup, requests, rounds)
     print()
     print_table(results)
     if json_out:
