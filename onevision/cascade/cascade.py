@@ -219,7 +219,7 @@ class Cascade:
                 f"than {encoder_dir} (sha256 {digest[:12]}…)"
             )
         return cls(
-            ImageEncoder.load(encoder_dir), AnnRecall.load(directory / "recall"), PreRanker.load(directory / "prerank"),
-            Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest,
+            ImageEncoder.load(encoder_dir).channels_last(), AnnRecall.load(directory / "recall"),
+            PreRanker.load(directory / "prerank"), Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest,
             version=version,
         )

@@ -131,7 +131,7 @@ class GeneratorRetriever:
     def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
              decode: DecodeOptions = DecodeOptions(), version: str | None = None) -> "GeneratorRetriever":
         users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
-        retriever = cls(ImageEncoder.load(encoder_dir), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir),
+        retriever = cls(ImageEncoder.load(encoder_dir).channels_last(), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir),
                         users, decode.beam_width, decode.pruning, decode.engine, version=version)
         if decode.engine != "torch":  # at load, not in the first request
             compile_kernels()

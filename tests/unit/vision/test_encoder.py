@@ -48,6 +48,18 @@ def test_save_load_gives_identical_embeddings(tiny_encoder_dir: Path, tmp_path: 
     assert np.array_equal(encode_images(encoder, images)[0], encode_images(again, images)[0])
 
 
+def test_the_channels_last_encoder_gives_the_same_tokens_at_batch_one_and_many(tiny_encoder_dir: Path) -> None:
+    """What retrievers serve with (`channels_last`) against the layout training uses."""
+    plain, fast = ImageEncoder.load(tiny_encoder_dir), ImageEncoder.load(tiny_encoder_dir).channels_last()
+    assert fast.stages[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    size = fast.config.image_size
+    images = (np.random.default_rng(0).random((20, size, size, 3)) * 255).astype(np.uint8)
+    with torch.inference_mode():
+        for batch in (images[:1], images):
+            np.testing.assert_allclose(fast.tokens(to_pixels(batch)).numpy(), plain.tokens(to_pixels(batch)).numpy(),
+                                       atol=1e-5)
+
+
 def test_augmentation_is_seeded() -> None:
     px = to_pixels((np.random.default_rng(1).random((4, 64, 64, 3)) * 255).astype(np.uint8))
     a = augment(px, torch.Generator().manual_seed(3))
