@@ -60,10 +60,22 @@ def tokens_to_keep(importance: torch.Tensor, pruning: PruningConfig) -> int | No
     return needed if pruning.keep_tokens is None else min(needed, pruning.keep_tokens)
 
 
-# Beam rows per step up to which the compiled decoder runs. Measured per query at beam 50 (default world, served
-# pruning), compiled vs torch: batch 4 2.6 vs 3.7 ms, batch 8 2.2 vs 2.7, batch 32 1.9 vs 2.0 (one thread) and
-# 1.3 vs 1.4 (two); torch's kernels gain more from threads as batches grow.
+# Beam rows per step up to which "auto" runs the compiled decoder when torch has several threads. The compiled search
+# runs on one thread; torch's kernels gain from threads as batches grow. Decode per query with the fused search
+# (default world, beam 50, ad hoc), compiled vs torch, served pruning: one thread, batch 16 / 32 / 64 / 128: 0.67 vs
+# 0.95, 0.68 vs 0.91, 0.69 vs 0.84, 0.71 vs 0.86 ms; two threads: 0.71 vs 0.79, 0.70 vs 0.68, 0.68 vs 0.62, 0.71
+# vs 0.59. Unpruned beam 50, top 50 (what the gate evaluates): one thread ×0.81-0.92 at every batch, two threads
+# ×1.10-1.34. So on one thread the compiled decoder runs at any size.
 COMPILED_DECODER_MAX_ROWS = 1024
+
+
+def uses_compiled_decoder(engine: str, rows: int) -> bool:
+    """Whether `engine` decodes `rows` beam rows per step with the compiled decoder (see DECODER_ENGINES)."""
+    if engine not in DECODER_ENGINES:
+        raise ValueError(f"unknown decoder engine {engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
+    if engine == "auto":
+        return rows <= COMPILED_DECODER_MAX_ROWS or torch.get_num_threads() == 1
+    return engine != "torch"
 _NO_BIAS = np.zeros((0, 0), np.float32)
 
 
@@ -87,9 +99,7 @@ def encode_and_open(model: SidGenerator, batch: GeneratorInput, keep_tokens: int
                     engine: str = "auto") -> tuple:
     """The memory of `batch` and an incremental decoder over it for `rows` beam rows (see
     options.DECODER_ENGINES): (decoder, number of memory tokens)."""
-    if engine not in DECODER_ENGINES:
-        raise ValueError(f"unknown decoder engine {engine!r}; expected one of {', '.join(DECODER_ENGINES)}")
-    if engine in ("numba", "numba-loop") or (engine == "auto" and rows <= COMPILED_DECODER_MAX_ROWS):
+    if uses_compiled_decoder(engine, rows):
         try:
             w = numba_decoder.prepared(model)
             memory = numba_decoder.encode(model, numba_decoder.encoder_inputs(model, batch, keep_tokens, w), w)

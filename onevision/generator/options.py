@@ -35,10 +35,11 @@ SERVING_BEAM_WIDTH = 50
 
 
 # Which incremental decoder runs the beam search: "numba" (each layer one compiled function: far less per-operation
-# cost, for small batches; the whole search is one compiled call where the trie has dense tables), "torch" (eager
-# kernels, for large batches) or "auto" (numba up to decode.COMPILED_DECODER_MAX_ROWS beam rows per step, torch
-# above). "numba-loop" is numba's decoder driven step by step from the NumPy loop (the path before the fused search,
-# kept to compare against and used where the trie has no dense tables).
+# cost; the whole search is one compiled call where the trie has dense tables), "torch" (eager kernels, which gain
+# from torch's threads at large batches) or "auto" (numba on one torch thread; with more, numba up to
+# decode.COMPILED_DECODER_MAX_ROWS beam rows per step and torch above). "numba-loop" is numba's decoder driven step
+# by step from the NumPy loop (the path before the fused search, kept to compare against and used where the trie has
+# no dense tables).
 DECODER_ENGINES = ("auto", "numba", "numba-loop", "torch")
 
 

@@ -353,3 +353,20 @@ def test_beam_search_runs_on_one_blas_thread(monkeypatch) -> None:
         beam_search(model, inp, trie, 4, 3)
         after = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
     assert seen and all(n == 1 for n in seen[0]) and after == before
+
+
+def test_auto_decodes_with_the_compiled_decoder_on_one_thread_and_with_torch_at_large_batches_on_more() -> None:
+    from onevision.generator.decode import COMPILED_DECODER_MAX_ROWS, uses_compiled_decoder
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert uses_compiled_decoder("auto", 10 * COMPILED_DECODER_MAX_ROWS)  # one thread: torch gains nothing
+        torch.set_num_threads(2)
+        assert uses_compiled_decoder("auto", COMPILED_DECODER_MAX_ROWS)
+        assert not uses_compiled_decoder("auto", COMPILED_DECODER_MAX_ROWS + 1)
+        assert uses_compiled_decoder("numba", 10 * COMPILED_DECODER_MAX_ROWS)
+        assert uses_compiled_decoder("numba-loop", 10 * COMPILED_DECODER_MAX_ROWS)
+        assert not uses_compiled_decoder("torch", 1)
+    finally:
+        torch.set_num_threads(before)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from onevision.generator import decode
 from onevision.generator.model import GeneratorConfig, GeneratorInput, SidGenerator
 from onevision.generator.numba_decoder import CompiledDecoder
 
@@ -76,15 +75,15 @@ def test_tiny_bundle_rankings_are_the_same_with_either_engine(tiny_models, monke
     q = load_world(tiny_models.world).queries_of("test").iloc[:16]
     images, users = decode_images(q["image"].tolist()), q["user_id"].to_numpy()
 
-    def rankings(max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        monkeypatch.setattr(decode, "COMPILED_DECODER_MAX_ROWS", max_rows)
+    def rankings(engine: str) -> tuple[np.ndarray, np.ndarray]:
+        monkeypatch.setattr(retriever, "engine", engine)
         parts = [retriever.decode(images[i : i + 1], users[i : i + 1], 10) for i in range(len(q))]
         whole = retriever.decode(images, users, 10)
         assert (np.concatenate([p.item_ids for p in parts]) == whole.item_ids).all()
         return whole.item_ids, whole.scores
 
-    numpy_items, numpy_scores = rankings(10**9)
-    torch_items, torch_scores = rankings(0)
+    numpy_items, numpy_scores = rankings("numba")
+    torch_items, torch_scores = rankings("torch")
     assert (numpy_items == torch_items).all()
     np.testing.assert_allclose(numpy_scores, torch_scores, atol=1e-4)
 
