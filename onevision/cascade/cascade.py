@@ -220,6 +220,6 @@ class Cascade:
             )
         return cls(
             ImageEncoder.load(encoder_dir).channels_last(), AnnRecall.load(directory / "recall"),
-            PreRanker.load(directory / "prerank"), Ranker.load(directory / "rank"), CascadeConfig.from_json(meta["config"]), encoder_sha256=digest,
-            version=version,
+            PreRanker.load(directory / "prerank"), Ranker.load(directory / "rank"),
+            CascadeConfig.from_json(meta["config"]), encoder_sha256=digest, version=version,
         )

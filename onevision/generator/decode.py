@@ -32,9 +32,9 @@ from onevision.generator import beam_kernels, fused_search, numba_decoder
 from onevision.generator.beam_kernels import candidates, survivors
 from onevision.generator.incremental import IncrementalDecoder
 from onevision.generator.numba_decoder import CompiledDecoder, UnsupportedModel
-from onevision.threads import one_blas_thread
 from onevision.generator.options import DECODER_ENGINES, SERVING_BEAM_WIDTH, SERVING_PRUNING, PruningConfig
 from onevision.generator.model import GeneratorInput, SidGenerator
+from onevision.threads import one_blas_thread
 from onevision.vrq.sid import SidTrie
 
 
@@ -76,6 +76,8 @@ def uses_compiled_decoder(engine: str, rows: int) -> bool:
     if engine == "auto":
         return rows <= COMPILED_DECODER_MAX_ROWS or torch.get_num_threads() == 1
     return engine != "torch"
+
+
 _NO_BIAS = np.zeros((0, 0), np.float32)
 
 

@@ -15,8 +15,8 @@ from onevision.generator.data import ImageBank, UserContext, encode_bank, make_i
 from onevision.generator.decode import DecodeResult, beam_search, compile_kernels, warm_up
 from onevision.generator.options import SERVING_DECODE, DecodeOptions, PruningConfig
 from onevision.generator.model import SidGenerator
-from onevision.threads import one_blas_thread
 from onevision.featurestore.source import UserFeatureSource
+from onevision.threads import one_blas_thread
 from onevision.userfeatures import UserFeatureTable
 from onevision.vision.encoder import ImageEncoder, to_pixels
 from onevision.vrq.fit import VRQArtifact
@@ -131,8 +131,9 @@ class GeneratorRetriever:
     def load(cls, encoder_dir: Path, vrq_dir: Path, generator_dir: Path, userfeatures_dir: Path | None = None,
              decode: DecodeOptions = DecodeOptions(), version: str | None = None) -> "GeneratorRetriever":
         users = UserFeatureTable.load(userfeatures_dir) if userfeatures_dir and Path(userfeatures_dir).exists() else None
-        retriever = cls(ImageEncoder.load(encoder_dir).channels_last(), SidGenerator.load(generator_dir), VRQArtifact.load(vrq_dir),
-                        users, decode.beam_width, decode.pruning, decode.engine, version=version)
+        retriever = cls(ImageEncoder.load(encoder_dir).channels_last(), SidGenerator.load(generator_dir),
+                        VRQArtifact.load(vrq_dir), users, decode.beam_width, decode.pruning, decode.engine,
+                        version=version)
         if decode.engine != "torch":  # at load, not in the first request
             compile_kernels()
             warm_up(retriever.generator, retriever.vrq.trie, decode.engine)
