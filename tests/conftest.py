@@ -27,6 +27,36 @@ def load_bench() -> Callable[[str], ModuleType]:
     return load
 
 
+class OpenBlasThreads:
+    """The OpenBLAS pools' thread counts now, and a spy recording them inside calls of a patched callable."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    @staticmethod
+    def now() -> list[int]:
+        from threadpoolctl import threadpool_info
+
+        return [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+
+    def spy(self, owner: object, name: str) -> list[list[int]]:
+        """Patch owner.name so that each call first records `now()`; returns the list of records."""
+        seen: list[list[int]] = []
+        inner = getattr(owner, name)
+
+        def recording(*args, **kwargs):
+            seen.append(self.now())
+            return inner(*args, **kwargs)
+
+        self.monkeypatch.setattr(owner, name, recording)
+        return seen
+
+
+@pytest.fixture
+def openblas_threads(monkeypatch: pytest.MonkeyPatch) -> OpenBlasThreads:
+    return OpenBlasThreads(monkeypatch)
+
+
 TINY = WorldConfig(seed=7, items=64, users=24, days=6, queries_per_day=40, train_days=3, val_days=1, brands=8)
 # (the same world as onevision.steps.tiny_configs().world)
 

@@ -125,21 +125,14 @@ def test_config_round_trips_through_json() -> None:
         CascadeConfig.from_json({"recall": 3})
 
 
-def test_retrieve_runs_its_stages_on_one_blas_thread(tiny_cascade: Cascade, test_batch, monkeypatch) -> None:
+def test_retrieve_runs_its_stages_on_one_blas_thread(tiny_cascade: Cascade, test_batch, openblas_threads) -> None:
     """A second BLAS thread spins on the cores torch's threads need next (a batch of 8 took 4x as long)."""
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-    seen: list[list[int]] = []
-    prerank = tiny_cascade.prerank
-
-    def spy(*args, **kwargs):
-        seen.append([p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"])
-        return prerank(*args, **kwargs)
-
-    monkeypatch.setattr(tiny_cascade, "prerank", spy)
+    seen = openblas_threads.spy(tiny_cascade, "prerank")
     images, users = test_batch
     with threadpool_limits(limits=2, user_api="blas"):
-        before = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+        before = openblas_threads.now()
         tiny_cascade.retrieve(images[:4], users[:4], 10)
-        after = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
-    assert seen and all(n == 1 for n in seen[0]) and after == before
+        assert openblas_threads.now() == before
+    assert seen and all(n == 1 for n in seen[0])
