@@ -3,7 +3,9 @@
 Both bundles are archived (serving.archive) and served side by side by one TorchServe with the KServe v2
 envelope (what the InferenceService runs); the client sends the same test-split photos to both, at batch
 sizes 1 and 8, alternating the two models in short rounds so that machine noise hits both alike. Prints
-requests/s, images/s, p50/p95 latency per (model, batch) and the generator/cascade ratios; with `--threads 1,2`
+requests/s, images/s, p50/p95 latency per (model, batch), the median of TorchServe's own `PredictionTime` (the
+handler's call inside the worker, read from TorchServe's log: the rest of a request's time is the frontend, the
+worker's IPC and the client) and the generator/cascade ratios; with `--threads 1,2`
 once per torch thread count of the workers (``ONEVISION_TORCH_THREADS``, a fresh server each), else at the count
 the workers choose themselves (serving/threads.py).
 
@@ -14,6 +16,7 @@ the workers choose themselves (serving/threads.py).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ class Measurement:
     seconds: float
     latencies_ms: list[float]
     threads: Optional[int] = None  # the workers' torch threads (None: their own choice)
+    worker_ms: Optional[list[float]] = None  # TorchServe's PredictionTime of the measured requests
 
     @property
     def rps(self) -> float:
@@ -47,11 +51,15 @@ class Measurement:
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))
 
+    def worker_p50(self) -> Optional[float]:
+        return float(np.median(self.worker_ms)) if self.worker_ms else None
+
     def summary(self) -> dict:
         return {"model": self.model, "threads": self.threads, "batch": self.batch, "requests": self.requests,
                 "rps": round(self.rps, 2),
                 "images_per_s": round(self.images_per_s, 2), "p50_ms": round(self.pct(50), 2),
-                "p95_ms": round(self.pct(95), 2)}
+                "p95_ms": round(self.pct(95), 2),
+                "worker_p50_ms": None if self.worker_p50() is None else round(self.worker_p50(), 2)}
 
 
 def tiny_bundles(root: Path) -> tuple[Path, Path, Path]:
@@ -93,6 +101,31 @@ def run_round(url: str, bodies: list[bytes], measurement: Measurement) -> None:
     measurement.requests += len(bodies)
 
 
+# TorchServe logs each request's PredictionTime metric from the worker's stdout (ts_log.log, in LOG_LOCATION), e.g.
+# "... result=[METRICS]PredictionTime.Milliseconds:2.95|#ModelName:generator,Level:Model|#type:GAUGE|#hostname:vm,
+# 1796682857,f74c2bd5-...": the value, the model and the request id (a line may be logged twice).
+TS_LOG = Path("logs") / "ts_log.log"
+PREDICTION_TIME = re.compile(
+    r"\[METRICS\]PredictionTime\.Milliseconds:([\d.]+)\|#ModelName:([^,|]+)[,|].*#hostname:[^,]*,\d+,([\w-]+)")
+
+
+def prediction_times(log: Path, start: int = 0) -> tuple[dict[str, list[float]], int]:
+    """TorchServe's PredictionTime (ms) per model from byte `start` of its log, once per request; and the log's end."""
+    if not log.exists():
+        return {}, start
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read()
+    times: dict[str, list[float]] = {}
+    seen: set[str] = set()
+    for line in text.decode(errors="replace").splitlines():
+        m = PREDICTION_TIME.search(line)
+        if m and m.group(3) not in seen:
+            seen.add(m.group(3))
+            times.setdefault(m.group(2), []).append(float(m.group(1)))
+    return times, start + len(text)
+
+
 def request_bodies(photos: list[bytes], users: list[int], batch: int, count: int, top_k: int) -> list[bytes]:
     from onevision.service.client import v2_request
 
@@ -107,20 +140,23 @@ def request_bodies(photos: list[bytes], users: list[int], batch: int, count: int
 def print_table(results: list[Measurement]) -> None:
     by = {(m.model, m.threads, m.batch): m for m in results}
     header = (f"{'model':<10} {'threads':>7} {'batch':>5} {'requests':>8} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} "
-              f"{'p95 ms':>8}")
+              f"{'p95 ms':>8} {'worker p50 ms':>13}")
     print(header)
     print("-" * len(header))
     for m in results:
         s = m.summary()
         threads = "auto" if m.threads is None else str(m.threads)
+        worker = "—" if s["worker_p50_ms"] is None else f"{s['worker_p50_ms']:.2f}"
         print(f"{s['model']:<10} {threads:>7} {s['batch']:>5} {s['requests']:>8} {s['rps']:>8.1f} "
-              f"{s['images_per_s']:>8.1f} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f}")
+              f"{s['images_per_s']:>8.1f} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f} {worker:>13}")
     print("\ngenerator / cascade (req/s > 1: generator serves more; latency < 1: generator is faster)")
     for threads, batch in dict.fromkeys((m.threads, m.batch) for m in results):
         g, c = by[("generator", threads, batch)], by[("cascade", threads, batch)]
         label = "" if threads is None else f"{threads} thread{'s' * (threads > 1)}, "
+        worker = "" if g.worker_p50() is None or c.worker_p50() is None else \
+            f"   worker p50 x{g.worker_p50() / c.worker_p50():.2f}"
         print(f"  {label}batch {batch}: req/s x{g.rps / c.rps:.2f}   p50 x{g.pct(50) / c.pct(50):.2f}   "
-              f"p95 x{g.pct(95) / c.pct(95):.2f}")
+              f"p95 x{g.pct(95) / c.pct(95):.2f}{worker}")
 
 
 def measure(server, plan: dict[str, list[bytes]], batch: int, threads: Optional[int], warmup: int, requests: int,
@@ -129,11 +165,22 @@ def measure(server, plan: dict[str, list[bytes]], batch: int, threads: Optional[
     measures = {m: Measurement(m, batch, 0, 0.0, [], threads) for m in MODELS}
     for m in MODELS:  # warm up both before measuring either
         run_round(server.urls(m)["v2"], plan[m][:warmup], Measurement(m, batch, 0, 0.0, []))
+    log = server.server.workdir / TS_LOG
+    time.sleep(0.5)  # the frontend logs the warm-up's last metrics asynchronously
+    _, start = prediction_times(log, 0)
     per_round = -(-requests // rounds)
     for r in range(rounds):
         for m in MODELS if r % 2 == 0 else MODELS[::-1]:
             chunk = plan[m][warmup + r * per_round: warmup + min((r + 1) * per_round, requests)]
             run_round(server.urls(m)["v2"], chunk, measures[m])
+    deadline = time.monotonic() + 5
+    while True:
+        times, _ = prediction_times(log, start)
+        if all(len(times.get(m, [])) >= measures[m].requests for m in MODELS) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for m in MODELS:
+        measures[m].worker_ms = times.get(m) or None
     return [measures[m] for m in MODELS]
 
 
@@ -188,7 +235,8 @@ def main(
     print()
     print_table(results)
     if json_out:
-        json_out.write_text(json.dumps([{**m.summary(), "latencies_ms": m.latencies_ms} for m in results], indent=2) + "\n")
+        json_out.write_text(json.dumps([{**m.summary(), "latencies_ms": m.latencies_ms, "worker_ms": m.worker_ms}
+                                        for m in results], indent=2) + "\n")
 
 
 if __name__ == "__main__":
