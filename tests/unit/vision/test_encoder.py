@@ -89,3 +89,22 @@ def test_the_step_budget_caps_every_epoch(tiny_world_dir: Path, monkeypatch: pyt
     assert len(vt._batches(np.unique(data.item_ids), family, 8, np.random.default_rng(0))) > 2  # the budget binds
     _, losses = train_encoder(data, family, SMALL, cfg, show_progress=False)
     assert len(losses) == 2 and len(calls) == 4  # ceil(3 / 2) steps in each of 2 epochs
+
+
+def test_both_arms_rank_alike_with_the_channels_last_encoder(tiny_models, monkeypatch) -> None:
+    """Retrievers load the encoder channels-last; against the training layout the lists are the same."""
+    from onevision.bundle import load_retriever
+    from onevision.vision.images import decode_images
+
+    q = load_world(tiny_models.world).queries_of("test").iloc[:16]
+    images, users = decode_images(q["image"].tolist()), q["user_id"].to_numpy()
+    for bundle in (tiny_models.generator_bundle, tiny_models.cascade_bundle):
+        served = load_retriever(bundle)
+        plain = load_retriever(bundle)
+        monkeypatch.setattr(plain, "encoder", ImageEncoder.load(Path(bundle) / "encoder"))
+        assert not plain.encoder.stages[1][0].weight.is_contiguous(memory_format=torch.channels_last)
+        for rows in (slice(0, 1), slice(0, 16)):
+            a = served.retrieve(images[rows], users[rows], 10)
+            b = plain.retrieve(images[rows], users[rows], 10)
+            assert (a.item_ids == b.item_ids).all()
+            np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
