@@ -167,7 +167,7 @@ def measure(server, plan: dict[str, list[bytes]], batch: int, threads: Optional[
         run_round(server.urls(m)["v2"], plan[m][:warmup], Measurement(m, batch, 0, 0.0, []))
     log = server.server.workdir / TS_LOG
     time.sleep(0.5)  # the frontend logs the warm-up's last metrics asynchronously
-    _, start = prediction_times(log, 0)
+    start = log.stat().st_size if log.exists() else 0  # measured requests' metrics come after this byte
     per_round = -(-requests // rounds)
     for r in range(rounds):
         for m in MODELS if r % 2 == 0 else MODELS[::-1]:
