@@ -32,8 +32,9 @@ COLUMNS = ("recall@10", "ndcg@10", "ctr_proxy@10", "ctr_proxy_without_users@10",
            "cvr_proxy@10")
 
 
-def oracle_bias(retriever, world, scale: float):
-    """level_bias replacement: α × the world's preference score of each attribute code (unknown users: none)."""
+def oracle_biases(retriever, world, scale: float):
+    """level_biases replacement: the attribute level's term becomes α × the world's preference score of each
+    attribute code (unknown users: none); the other levels' learned terms stay."""
     prefs, codes = world.behaviour.prefs, retriever.vrq.attributes
     used = codes.brand >= 0
     n = len(codes.brand)
@@ -41,16 +42,20 @@ def oracle_bias(retriever, world, scale: float):
     as_items = CatalogueFacts(np.arange(n), np.zeros(n, np.int64), np.maximum(codes.brand, 0),
                               np.maximum(codes.price_band, 0), np.zeros(n, np.int64), np.arange(n))
 
-    def bias(batch):
+    learned = retriever.generator.level_biases
+
+    def biases(batch):
+        out = learned(batch)
         if batch.user_ids is None:
-            return None
+            return out
         ids = batch.user_ids.numpy()
         rows = prefs.rows(np.maximum(ids, 0))
         score = preference_score(prefs, as_items, rows[:, None], np.arange(n)[None, :])
         score = np.where(used[None], score, -30.0) * (ids >= 0)[:, None]
-        return torch.from_numpy(scale * score).float()
+        out[codes.level] = torch.from_numpy(scale * score).float()
+        return out
 
-    return bias
+    return biases
 
 
 def main() -> None:
@@ -87,9 +92,9 @@ def main() -> None:
         model.affinity_scorer.weight.copy_(weight)
     if args.oracle:
         for scale in (float(x) for x in args.oracle_scales.split(",")):
-            model.level_bias = oracle_bias(generator, world, scale)  # instance attribute shadows the method
+            model.level_biases = oracle_biases(generator, world, scale)  # instance attribute shadows the method
             rows.append((f"generator, true preferences × {scale:g} (oracle, upper bound)", run(generator)))
-        del model.level_bias
+        del model.level_biases
 
     cascade = rows[0][1]
     header = ["model", *COLUMNS, "CTR vs cascade"]

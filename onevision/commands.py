@@ -266,6 +266,8 @@ def train_generator(
         None, help="Free user tokens in the encoder from stage 2 (default: GeneratorTrainingConfig.user_tokens)."),
     affinity_scorer: Optional[bool] = typer.Option(
         None, help="User x attribute term at the SID's attribute level (default: GeneratorTrainingConfig.affinity_scorer)."),
+    category_scorer: Optional[bool] = typer.Option(
+        None, help="User x category term at SID level 0 (default: GeneratorTrainingConfig.category_scorer)."),
     dpo_beta: Optional[float] = typer.Option(None, help="Stage-3 DPO beta (default: GeneratorTrainingConfig.dpo_beta)."),
     dropout: float = typer.Option(DEFAULTS.generator.dropout, help="Dropout of a new (stage-1) model."),
     seed: int = typer.Option(DEFAULTS.generator.seed, help="Random seed."),
@@ -280,7 +282,8 @@ def train_generator(
     from onevision.distributed import process_group
     from onevision.generator.staging import GeneratorTrainingConfig
 
-    given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "dpo_beta": dpo_beta}
+    given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "category_scorer": category_scorer,
+             "dpo_beta": dpo_beta}
     cfg = GeneratorTrainingConfig(lr=lr, seed=seed, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
     if epochs is not None:
         cfg = cfg.with_epochs(stage, epochs)

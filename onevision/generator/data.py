@@ -65,6 +65,28 @@ def attribute_affinity(users: UserFeatureSource, vrq: VRQArtifact, user_ids: np.
     return np.stack(out, -1).astype(np.float32)
 
 
+# The user x category features per level-0 code: click / order / exposure log-lifts of the code's category and
+# whether it is the category the user declared (the cascade's ranker reads the same).
+CATEGORY_FEATURES: tuple[str, ...] = ("click", "order", "exposure", "declared")
+
+
+def category_affinity(users: UserFeatureSource, vrq: VRQArtifact, user_ids: np.ndarray,
+                      exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+    """float32 (B, V_0, len(CATEGORY_FEATURES)): each user's observable affinity for the category of every level-0
+    code (0 for unknown users and codes of no category)."""
+    categories = vrq.code_categories()
+    if categories is None:
+        raise ValueError("the VRQ artifact's level 0 is not partitioned by category, so there is no category to score")
+    used = categories >= 0
+    values = np.broadcast_to(np.maximum(categories, 0), (len(user_ids), len(categories)))
+    out = [users.affinity("category", user_ids, values, signal=signal, exclude_query_ids=exclude_query_ids)
+           for signal in CATEGORY_FEATURES[:-1]]
+    declared = users.profile(user_ids, exclude_query_ids=exclude_query_ids)[0]
+    out.append(values == np.asarray(declared)[:, None])  # declared is -1 for unknown users
+    known = users.known(user_ids)
+    return (np.stack(out, -1) * (used[None, :, None] & known[:, None, None])).astype(np.float32)
+
+
 @dataclass
 class UserContext:
     """User inputs for a batch: profile features, ids, history SIDs and per-code attribute affinities
@@ -74,18 +96,21 @@ class UserContext:
     user_ids: torch.Tensor
     history_sids: torch.Tensor
     attribute_affinity: torch.Tensor | None = None
+    category_affinity: torch.Tensor | None = None
 
     @classmethod
     def build(cls, users: UserFeatureSource, vrq: VRQArtifact, user_ids: np.ndarray, history_len: int,
-              exclude_query_ids: np.ndarray | None = None, with_affinity: bool = False) -> "UserContext":
+              exclude_query_ids: np.ndarray | None = None, with_affinity: bool = False,
+              with_category: bool = False) -> "UserContext":
         user_ids = np.asarray(user_ids, dtype=np.int64)
         known = users.known(user_ids)
         ids = np.where(known, user_ids, -1)
         feats = users.features(ids, exclude_query_ids=exclude_query_ids)
         hist = users.history(ids, history_len, exclude_query_ids=exclude_query_ids)
         aff = torch.from_numpy(attribute_affinity(users, vrq, ids, exclude_query_ids)) if with_affinity else None
+        cat = torch.from_numpy(category_affinity(users, vrq, ids, exclude_query_ids)) if with_category else None
         return cls(torch.from_numpy(feats.astype(np.float32)), torch.from_numpy(ids),
-                   torch.from_numpy(vrq.sids_of(hist)), aff)
+                   torch.from_numpy(vrq.sids_of(hist)), aff, cat)
 
 
 def make_input(bank: ImageBank, rows: np.ndarray | torch.Tensor, user: UserContext | None = None) -> GeneratorInput:
@@ -94,6 +119,7 @@ def make_input(bank: ImageBank, rows: np.ndarray | torch.Tensor, user: UserConte
         bank.tokens[rows], bank.embedding[rows], bank.importance[rows],
         None if user is None else user.features, None if user is None else user.user_ids,
         None if user is None else user.history_sids, None if user is None else user.attribute_affinity,
+        None if user is None else user.category_affinity,
     )
 
 

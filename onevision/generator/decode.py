@@ -94,6 +94,8 @@ def warm_up(model: SidGenerator, trie: SidTrie, engine: str = "auto") -> None:
     blank = GeneratorInput(torch.zeros(1, 1, cfg.token_dim), torch.zeros(1, cfg.embed_dim), torch.ones(1, 1))
     if cfg.affinity_features:
         blank.attribute_affinity = torch.zeros(1, cfg.vocab_sizes[cfg.attribute_level], cfg.affinity_features)
+    if cfg.category_features:
+        blank.category_affinity = torch.zeros(1, cfg.vocab_sizes[0], cfg.category_features)
     beam_search(model, blank, trie, 2, 1, SERVING_PRUNING, engine)
 
 
@@ -144,14 +146,14 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
     b = len(batch)  # the model must be in eval mode (SidGenerator.load returns it so)
     decoder, encoder_tokens = encode_and_open(model, batch, tokens_to_keep(batch.token_importance, pruning),
                                               b * beam_width, engine)
-    bias = model.level_bias(batch)
-    bias = None if bias is None else np.ascontiguousarray(bias.numpy())
+    # The product of experts' user terms, per level (None: the level has none)
+    biases = [None if t is None else np.ascontiguousarray(t.numpy(), np.float32) for t in model.level_biases(batch)]
     depth = trie.depth
     floor_width = max(pruning.min_width, top_k, 1)
     tables = trie.dense_tables() if isinstance(decoder, CompiledDecoder) and engine != "numba-loop" else None
     if tables is not None:  # the whole search in one compiled call (the same ranking as the loop below)
         query, prefix, node, score, decoder_rows = fused_search.search(
-            decoder, tables, trie.vocab_sizes, b, bias, model.config.attribute_level, beam_width, top_k,
+            decoder, tables, trie.vocab_sizes, b, biases, beam_width, top_k,
             pruning.beam_margin if pruning.enabled else math.inf, pruning.confidence_mass if pruning.enabled else 1.0,
             floor_width, pruning.forced_paths)
         return _result(trie, b, top_k, query, prefix, node, score, decoder_rows, encoder_tokens)
@@ -171,8 +173,8 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
             table, rows = trie.penalty_table(level), node  # invalid next tokens: -inf
             if table is None:  # no dense table at this level: the rows' own penalties
                 table, rows = trie.penalty(level, torch.from_numpy(node)).numpy(), np.arange(len(node))
-            use_bias = bias is not None and level == model.config.attribute_level  # the product of experts' user term
-            level_bias = bias if use_bias else _NO_BIAS
+            use_bias = biases[level] is not None
+            level_bias = biases[level] if use_bias else _NO_BIAS
             # A beam whose prefix leads to one SID has its remaining tokens forced by the trie: with forced_paths
             # it finishes without the decoder (log p = 0, as a trie-renormalised softmax gives a single option).
             forced = trie.single_leaf(level)[node] if pruning.forced_paths else np.zeros(len(node), bool)
@@ -186,7 +188,7 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
                 stepped = np.flatnonzero(~forced)
                 cand = score[:, None] + table[rows]
                 if use_bias:
-                    cand += bias[query]
+                    cand += level_bias[query]
                 if len(stepped):
                     if has_cache:
                         decoder.reorder(cache_row[stepped])
@@ -195,8 +197,8 @@ def _beam_search(model: SidGenerator, batch: GeneratorInput, trie: SidTrie, beam
                                                rows[stepped], level_bias, query[stepped])
         else:  # a one-token level (no collisions): log p = 0, the decoder is skipped
             cand = score[:, None] + trie.penalty(level, torch.from_numpy(node)).numpy()
-            if bias is not None and level == model.config.attribute_level:
-                cand += bias[query]
+            if biases[level] is not None:
+                cand += biases[level][query]
             stepped = None
         width = max(beam_width if level < depth - 1 else top_k, top_k, 1)
         # Each query keeps its best `width` continuations (the list a user sees at the last level: the top_k

@@ -70,7 +70,7 @@ def _step(prefix, query, first_pos, cache_k, cache_v, cross_k, cross_v, weights,
 
 
 @njit(**_JIT)
-def _search(b, penalties, transitions, single_leaf, vocab_sizes, bias, attribute_level, beam_width, top_k,
+def _search(b, penalties, transitions, single_leaf, vocab_sizes, level_biases, beam_width, top_k,
             margin, mass, floor_width, forced_paths, cross_k, cross_v, weights, biases, layer_eps, heads, head_w,
             head_b, final_eps, sid_embeddings, level_embedding, bos):
     """Returns the final rows (query, prefix (N, depth), node, score), grouped by query in score order, and the
@@ -92,7 +92,8 @@ def _search(b, penalties, transitions, single_leaf, vocab_sizes, bias, attribute
     no_bias = np.zeros((0, 0), np.float32)
     for level in range(depth):
         table = penalties[level]
-        use_bias = bias.shape[0] > 0 and level == attribute_level
+        bias = level_biases[level]  # the user term of this level: (B, V), or no rows
+        use_bias = bias.shape[0] > 0
         n = query.shape[0]
         v = table.shape[1]
         stepped_any = False
@@ -157,17 +158,18 @@ def _search(b, penalties, transitions, single_leaf, vocab_sizes, bias, attribute
     return query, prefix, node, score, decoder_rows
 
 
-def search(decoder: CompiledDecoder, tables: tuple, vocab_sizes: tuple[int, ...], b: int, bias: np.ndarray | None,
-           attribute_level: int | None, beam_width: int, top_k: int, margin: float, mass: float, floor_width: int,
-           forced_paths: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Run the whole search for `b` queries whose memory `decoder` holds (see `_search`)."""
+def search(decoder: CompiledDecoder, tables: tuple, vocab_sizes: tuple[int, ...], b: int,
+           level_biases: list[np.ndarray | None], beam_width: int, top_k: int, margin: float, mass: float,
+           floor_width: int, forced_paths: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Run the whole search for `b` queries whose memory `decoder` holds (see `_search`); `level_biases`: the user
+    term (B, V_l) of each level, None where it has none."""
     w = decoder.w
     penalties, transitions, single = tables
     weights, biases, layer_eps = w.flat_layers
     return _search(
         b, penalties, transitions, single, np.asarray(vocab_sizes, np.int64),
-        np.zeros((0, 0), np.float32) if bias is None else np.ascontiguousarray(bias, np.float32),
-        -1 if attribute_level is None else attribute_level, beam_width, top_k, margin, mass, floor_width,
+        tuple(np.zeros((0, 0), np.float32) if t is None else np.ascontiguousarray(t, np.float32) for t in level_biases),
+        beam_width, top_k, margin, mass, floor_width,
         forced_paths, tuple(k for k, _ in decoder.cross), tuple(v for _, v in decoder.cross), weights, biases,
         layer_eps, decoder.heads, tuple(h.weight for h in w.heads), tuple(h.bias for h in w.heads), np.float32(w.eps),
         w.sid_embeddings, w.level_embedding, w.bos)

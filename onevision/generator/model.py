@@ -11,7 +11,9 @@ price band), a user x attribute term b(u, sid) scores the SID's attribute code: 
 user's observable affinities (click/order log-lifts, `UserFeatureTable.affinity`) for the code's brand and
 price band. It has a handful of weights shared by all users and codes, so it generalises from a few clicks
 per user instead of memorising per-user noise, which is what free user tokens did (personalisation lift
-1.00 with tokens alone).
+1.00 with tokens alone). The same kind of term scores level 0 by the user's affinities for the code's category
+(level-0 codes are partitioned by category): a user's categories say what they photograph, as the cascade's
+ranker reads them.
 
 The model is a product of experts: p(sid | x, u) ∝ p_θ(sid | x, u) · exp(b(u, sid)). `sequence_log_prob`
 and beam search rank by its unnormalised log-score log p_θ + b, which orders SIDs exactly as the
@@ -33,6 +35,7 @@ from onevision.checkpoint import load_module, save_module
 
 WEIGHTS_FILE = "generator.pt"
 CONFIG_FILE = "config.json"
+USER_TERM_SCORERS: tuple[str, ...] = ("affinity_scorer.", "category_scorer.")  # parameter prefixes of the user terms
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class GeneratorConfig:
     user_tokens: bool = True  # profile / hashed id / history tokens in the encoder (with user_feature_dim)
     attribute_level: int | None = None  # SID level coded by item attributes (VRQ attribute_level)
     affinity_features: int = 0  # per-code user x attribute features at that level (0 = no affinity scorer)
+    category_features: int = 0  # per-code user x category features at level 0 (0 = no category scorer)
 
     @property
     def depth(self) -> int:
@@ -69,6 +73,7 @@ class GeneratorInput:
     user_ids: torch.Tensor | None = None  # (B,) int64, -1 = unknown
     history_sids: torch.Tensor | None = None  # (B, H, depth) int64, -1 = padding
     attribute_affinity: torch.Tensor | None = None  # (B, V_attr, A): user x attribute features per code
+    category_affinity: torch.Tensor | None = None  # (B, V_0, C): user x category features per level-0 code
 
     def __len__(self) -> int:
         return self.image_tokens.shape[0]
@@ -80,6 +85,7 @@ class GeneratorInput:
         return GeneratorInput(
             self.image_tokens[index], self.image_embedding[index], self.token_importance[index],
             pick(self.user_features), pick(self.user_ids), pick(self.history_sids), pick(self.attribute_affinity),
+            pick(self.category_affinity),
         )
 
 
@@ -110,6 +116,12 @@ class SidGenerator(nn.Module):
             self.affinity_scorer = nn.Linear(config.affinity_features, 1)
             nn.init.zeros_(self.affinity_scorer.weight)  # starts as the model it grows from
             nn.init.zeros_(self.affinity_scorer.bias)
+        if config.category_features:
+            if config.affinity_features and config.attribute_level == 0:
+                raise ValueError("the category term scores level 0, which the attribute term already scores")
+            self.category_scorer = nn.Linear(config.category_features, 1)
+            nn.init.zeros_(self.category_scorer.weight)
+            nn.init.zeros_(self.category_scorer.bias)
         nn.init.normal_(self.position, std=0.02)
         nn.init.normal_(self.level_embedding, std=0.02)
 
@@ -147,11 +159,15 @@ class SidGenerator(nn.Module):
             parts.append((self.sid_sum_embedding(hist).sum(1) / n + self.type_embedding.weight[4])[:, None])
         return torch.cat(parts, 1)
 
-    def level_bias(self, batch: GeneratorInput) -> torch.Tensor | None:
-        """The user x attribute term (B, V_attr) added to the attribute level's logits; None without one."""
-        if not self.config.affinity_features or batch.attribute_affinity is None:
-            return None
-        return self.affinity_scorer(batch.attribute_affinity).squeeze(-1)
+    def level_biases(self, batch: GeneratorInput) -> list[torch.Tensor | None]:
+        """The user terms per SID level: (B, V_l) where the level has one, else None: the user x category term
+        at level 0 (each level-0 code lies in one category) and the user x attribute term at the attribute level."""
+        out: list[torch.Tensor | None] = [None] * self.config.depth
+        if self.config.category_features and batch.category_affinity is not None:
+            out[0] = self.category_scorer(batch.category_affinity).squeeze(-1)
+        if self.config.affinity_features and batch.attribute_affinity is not None:
+            out[self.config.attribute_level] = self.affinity_scorer(batch.attribute_affinity).squeeze(-1)
+        return out
 
     # ---- decoder side -------------------------------------------------------------------------
     def decoder_inputs(self, prefix: torch.Tensor) -> torch.Tensor:
@@ -178,9 +194,9 @@ class SidGenerator(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
         h = self.norm(self.decoder(x, memory, tgt_mask=mask, tgt_is_causal=True))
         logits = [head(h[:, level]) for level, head in enumerate(self.heads)]
-        bias = self.level_bias(batch)
-        if bias is not None:
-            logits[self.config.attribute_level] = logits[self.config.attribute_level] + bias
+        for level, bias in enumerate(self.level_biases(batch)):
+            if bias is not None:
+                logits[level] = logits[level] + bias
         return logits
 
     def sequence_log_prob(self, batch: GeneratorInput, sids: torch.Tensor) -> torch.Tensor:
@@ -192,9 +208,9 @@ class SidGenerator(nn.Module):
         h = self.norm(self.decoder(x, memory, tgt_mask=mask, tgt_is_causal=True))
         score = sum(torch.log_softmax(head(h[:, i]), -1).gather(1, sids[:, i : i + 1]).squeeze(1)
                     for i, head in enumerate(self.heads))
-        bias = self.level_bias(batch)
-        if bias is not None:
-            score = score + bias.gather(1, sids[:, self.config.attribute_level : self.config.attribute_level + 1]).squeeze(1)
+        for level, bias in enumerate(self.level_biases(batch)):
+            if bias is not None:
+                score = score + bias.gather(1, sids[:, level : level + 1]).squeeze(1)
         return score
 
     # ---- persistence ----------------------------------------------------------------------------

@@ -29,8 +29,9 @@ class UserContextCache:
     first."""
 
     def __init__(self, users: UserFeatureSource, vrq: VRQArtifact, history_len: int, with_affinity: bool,
-                 max_users: int = 100_000):
+                 with_category: bool = False, max_users: int = 100_000):
         self.users, self.vrq, self.history_len, self.with_affinity = users, vrq, history_len, with_affinity
+        self.with_category = with_category
         self.max_users = max_users
         self._rows: OrderedDict[int, tuple[float, UserContext]] = OrderedDict()  # user -> (expires, inputs)
 
@@ -42,11 +43,12 @@ class UserContextCache:
         fresh: dict[int, UserContext] = {}
         if missing:
             built = UserContext.build(self.users, self.vrq, np.asarray(missing, np.int64), self.history_len,
-                                      with_affinity=self.with_affinity)
+                                      with_affinity=self.with_affinity, with_category=self.with_category)
             expires = np.inf if max_age is None else now + max_age
             for i, u in enumerate(missing):
                 fresh[u] = UserContext(built.features[i], built.user_ids[i], built.history_sids[i],
-                                       None if built.attribute_affinity is None else built.attribute_affinity[i])
+                                       None if built.attribute_affinity is None else built.attribute_affinity[i],
+                                       None if built.category_affinity is None else built.category_affinity[i])
                 if max_age is None or max_age > 0:
                     self._rows[u] = (expires, fresh[u])
         rows = []
@@ -58,7 +60,8 @@ class UserContextCache:
             self._rows.popitem(last=False)
         stack = lambda name: torch.stack([getattr(r, name) for r in rows])  # noqa: E731
         return UserContext(stack("features"), stack("user_ids"), stack("history_sids"),
-                           stack("attribute_affinity") if self.with_affinity else None)
+                           stack("attribute_affinity") if self.with_affinity else None,
+                           stack("category_affinity") if self.with_category else None)
 
 
 @dataclass
@@ -78,7 +81,7 @@ class GeneratorRetriever:
     def __post_init__(self) -> None:
         cfg = self.generator.config
         self._contexts = None if self.users is None else UserContextCache(
-            self.users, self.vrq, cfg.history_len, cfg.affinity_features > 0)
+            self.users, self.vrq, cfg.history_len, cfg.affinity_features > 0, cfg.category_features > 0)
 
     def with_users(self, users: UserFeatureSource) -> GeneratorRetriever:
         """The same model reading its user features from `users` (e.g. an online store instead of the snapshot)."""

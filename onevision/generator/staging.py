@@ -44,6 +44,7 @@ class GeneratorTrainingConfig:
     # world they learned per-user noise (lift 1.00) and the affinity scorer carries the personalisation.
     user_tokens: bool = False
     affinity_scorer: bool = True  # user x attribute scorer at the SID's attribute level (needs VRQ attribute_level)
+    category_scorer: bool = True  # user x category scorer at level 0 (needs VRQ's category-partitioned level 0)
     affinity_lr: float = 0.05  # the scorer's learning rate in stage 2
     stage3_affinity_lr: float = 0.05
     dpo_beta: float = 2.0  # stage 3; 0.5 let DPO trade NDCG@10 for CTR (0.473 vs 0.498 on the default world)
@@ -87,13 +88,15 @@ def stage_model(stage: int, config: GeneratorTrainingConfig, encoder: ImageEncod
     previous = SidGenerator.load(init_dir)
     if stage == 3 or previous.config.user_feature_dim:
         return previous
-    from onevision.generator.data import AFFINITY_FEATURES
+    from onevision.generator.data import AFFINITY_FEATURES, CATEGORY_FEATURES
 
     scorer = config.affinity_scorer and vrq.attributes is not None
+    by_category = config.category_scorer and vrq.code_categories() is not None
     model = SidGenerator(dataclasses.replace(
         previous.config, user_feature_dim=users.n_features, user_tokens=config.user_tokens,
         attribute_level=vrq.attributes.level if scorer else None,
-        affinity_features=len(AFFINITY_FEATURES) if scorer else 0))
+        affinity_features=len(AFFINITY_FEATURES) if scorer else 0,
+        category_features=len(CATEGORY_FEATURES) if by_category else 0))
     missing = model.load_state_dict(previous.state_dict(), strict=False)
     assert not missing.unexpected_keys, missing.unexpected_keys
     return model

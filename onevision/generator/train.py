@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from onevision.distributed import SINGLE, ProcessGroup
 from onevision.generator.data import QueryLog, UserContext, VisualExamples, make_input
-from onevision.generator.model import GeneratorInput, SidGenerator
+from onevision.generator.model import USER_TERM_SCORERS, GeneratorInput, SidGenerator
 from onevision.userfeatures import UserFeatureTable
 from onevision.vrq.fit import VRQArtifact
 
@@ -103,8 +103,8 @@ class StageTrainer:
         if group.device.type != "cpu":
             model.to(group.device)
         self.net = group.wrap(_StepLoss(model))
-        scorer = [p for n, p in model.named_parameters() if n.startswith("affinity_scorer.")]
-        rest = [p for n, p in model.named_parameters() if not n.startswith("affinity_scorer.")]
+        scorer = [p for n, p in model.named_parameters() if n.startswith(USER_TERM_SCORERS)]
+        rest = [p for n, p in model.named_parameters() if not n.startswith(USER_TERM_SCORERS)]
         groups = [{"params": rest}] + ([{"params": scorer, "lr": cfg.affinity_lr, "weight_decay": 0.0}] if scorer else [])
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.epoch = 0
@@ -231,7 +231,8 @@ def _user_context(users: UserFeatureTable, vrq: VRQArtifact, logq: QueryLog, row
     if drop or not model.config.user_feature_dim:
         return None
     return UserContext.build(users, vrq, logq.user_ids[rows], model.config.history_len, logq.query_ids[rows],
-                             with_affinity=model.config.affinity_features > 0)
+                             with_affinity=model.config.affinity_features > 0,
+                             with_category=model.config.category_features > 0)
 
 
 def _stage2_visual_per_epoch(n_clicks: int, cfg: StageConfig) -> int:

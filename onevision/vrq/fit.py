@@ -56,6 +56,14 @@ class VRQArtifact:
         known = self.sids.item_ids[rows] == item_ids
         return np.where(known[..., None], self.sids.sids[rows], -1)
 
+    def code_categories(self) -> np.ndarray | None:
+        """The category of every level-0 code (int64 (V_0,), -1: a code of no category); None when level 0 is not
+        partitioned by category."""
+        mask = self.quantizer.category_mask
+        if mask is None:
+            return None
+        return np.where(mask.any(0), mask.argmax(0), -1).astype(np.int64)
+
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

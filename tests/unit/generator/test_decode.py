@@ -144,14 +144,17 @@ def test_single_token_level_is_skipped_without_changing_results() -> None:
 
 
 def _with_affinity(seed: int = 0, batch: int = 6, n_items: int = 30) -> tuple[SidGenerator, GeneratorInput, SidTrie]:
-    """A model whose level 1 is an attribute level scored by user affinities (non-zero weights)."""
+    """A model whose level 1 is an attribute level scored by user affinities and whose level 0 is scored by user x
+    category affinities (non-zero weights)."""
     model, inp, trie = _setup(n_items=n_items, seed=seed, batch=batch)
-    cfg = dataclasses.replace(model.config, attribute_level=1, affinity_features=2)
+    cfg = dataclasses.replace(model.config, attribute_level=1, affinity_features=2, category_features=2)
     scored = SidGenerator(cfg).eval()
     scored.load_state_dict(model.state_dict(), strict=False)
     with torch.no_grad():
         scored.affinity_scorer.weight.copy_(torch.tensor([[2.0, 1.0]]))
+        scored.category_scorer.weight.copy_(torch.tensor([[1.5, -0.5]]))
     inp.attribute_affinity = torch.randn(batch, trie.vocab_sizes[1], 2)
+    inp.category_affinity = torch.randn(batch, trie.vocab_sizes[0], 2)
     return scored, inp, trie
 
 
@@ -165,6 +168,21 @@ def test_the_user_term_lifts_items_of_the_codes_a_user_likes() -> None:
     fan = beam_search(model, inp, trie, n, 10)
     share = lambda r: float((r.sids[0, :, 1] == liked).mean())  # noqa: E731
     assert share(fan) > share(neutral) and share(fan) >= 0.5
+
+
+def test_the_category_term_lifts_items_under_the_level_0_codes_a_user_likes() -> None:
+    model, inp, trie = _with_affinity(batch=1)
+    inp.attribute_affinity = torch.zeros_like(inp.attribute_affinity)
+    inp.category_affinity = torch.zeros_like(inp.category_affinity)
+    n = len(_all_sids(trie))
+    neutral = beam_search(model, inp, trie, n, 10)
+    liked = sorted({int(s[0]) for s in _all_sids(trie)} - set(neutral.sids[0, :3, 0].tolist()))[0]  # not in the top 3
+    under = sum(int(s[0]) == liked for s in _all_sids(trie))
+    inp.category_affinity[:, liked, 0] = 10.0  # this user's click lift for the category of level-0 code `liked`
+    fan = beam_search(model, inp, trie, n, 10)
+    first = min(under, 10)
+    assert (fan.sids[0, :first, 0] == liked).all()  # every item under the liked code comes first
+    assert (neutral.sids[0, :first, 0] != liked).any()
 
 
 def test_adaptive_token_pruning_keeps_the_fewest_tokens_holding_the_mass() -> None:
@@ -235,9 +253,10 @@ def _exhaustive_forced(model: SidGenerator, inp: GeneratorInput, trie: SidTrie, 
             logits = model(one, torch.from_numpy(sids))
         lp = sum(torch.log_softmax(x, -1).gather(1, torch.from_numpy(sids[:, i : i + 1])).squeeze(1).numpy() * free[:, i]
                  for i, x in enumerate(logits))
-        bias = model.level_bias(one)
-        if bias is not None:  # forward puts the user term inside the softmax; the search adds it outside
-            a = model.config.attribute_level
+        for a, bias in enumerate(model.level_biases(one)):
+            if bias is None:
+                continue
+            # forward puts the user term inside the softmax; the search adds it outside
             with torch.no_grad():
                 plain = torch.log_softmax(logits[a] - bias, -1).gather(1, torch.from_numpy(sids[:, a : a + 1])).squeeze(1)
                 lp = lp - (torch.log_softmax(logits[a], -1).gather(1, torch.from_numpy(sids[:, a : a + 1])).squeeze(1)

@@ -137,3 +137,35 @@ def test_personalisation_changes_the_ranking(tiny_models) -> None:
         personal = retriever.retrieve(images, users, k=10).scores
         anonymous = retriever.retrieve(images, None, k=10).scores
     assert not np.allclose(personal, anonymous)
+
+
+def test_stage_2_learns_a_user_x_category_term_at_level_0(tiny_models) -> None:
+    from onevision.generator.data import CATEGORY_FEATURES
+
+    model = SidGenerator.load(tiny_models.generator[2])
+    assert model.config.category_features == len(CATEGORY_FEATURES)
+    assert model.category_scorer.weight.abs().sum() > 0  # it starts at zero, so training moved it
+    assert SidGenerator.load(tiny_models.generator[1]).config.category_features == 0  # stage 1 reads no user
+
+
+def test_category_affinity_scores_every_level_0_code_by_its_category(tiny_models) -> None:
+    from onevision.generator.data import CATEGORY_FEATURES, category_affinity
+    from onevision.userfeatures import UserFeatureTable
+    from onevision.vrq.fit import VRQArtifact
+
+    world = load_world(tiny_models.world)
+    vrq = VRQArtifact.load(tiny_models.vrq)
+    categories = vrq.code_categories()
+    items = world.items.set_index("item_id")
+    sids = vrq.sids_of(items.index.to_numpy())
+    assert (categories[sids[:, 0]] == items["category"].to_numpy()).all()  # each item's level-0 code: its category
+    users = UserFeatureTable.fit(world, "train")
+    user = int(world.queries_of("train")["user_id"].value_counts().idxmax())
+    feats = category_affinity(users, vrq, np.array([user, -1]))
+    assert feats.shape == (2, len(categories), len(CATEGORY_FEATURES))
+    used = categories >= 0
+    click = users.affinity("category", np.array([user]), categories[None, used], signal="click")[0]
+    np.testing.assert_allclose(feats[0, used, 0], click, rtol=1e-6)
+    declared = users.profile(np.array([user]))[0][0]
+    assert np.array_equal(feats[0, used, 3] == 1, categories[used] == declared)
+    assert not feats[1].any() and not feats[0, ~used].any()  # unknown users and codes of no category: nothing
