@@ -7,8 +7,9 @@ evaluated the same way in the same run. Variants:
 - visual SID: VRQ without the attribute level, free user tokens (the first-wave design), stages 1-3;
 - attribute SID, stage 1 only (no user inputs);
 - attribute SID + free user tokens only (stage 2);
-- attribute SID + the user x attribute term (stage 2, the default), then + tokens;
-- the default after stage 3 (DPO).
+- attribute SID + the user x attribute term (stage 2), then + tokens, and after stage 3 (DPO);
+- attribute SID + the user x category term at level 0 alone (stage 2);
+- both terms (stage 2, the default), and the default after stage 3.
 
     python bench/personalization.py --world runs/local/world --encoder runs/local/bundles/generator/encoder \
         --cascade-bundle runs/local/bundles/cascade --out runs/bench/personalization
@@ -46,14 +47,19 @@ class Variant:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
 
 
+_NO_CATEGORY = {"category_scorer": False}
 VARIANTS = (
     Variant("visual SID + user tokens, stages 1-3 (first wave)", False, (1, 2, 3),
-            {"user_tokens": True, "affinity_scorer": False, "dpo_beta": 0.5}),
+            {"user_tokens": True, "affinity_scorer": False, "category_scorer": False, "dpo_beta": 0.5}),
     Variant("attribute SID, stage 1 (no user inputs)", True, (1,)),
-    Variant("attribute SID + user tokens, stage 2", True, (1, 2), {"user_tokens": True, "affinity_scorer": False}),
-    Variant("attribute SID + user x attribute term, stage 2", True, (1, 2)),
-    Variant("attribute SID + term + user tokens, stage 2", True, (1, 2), {"user_tokens": True}),
-    Variant("attribute SID + term, stages 1-3 (default)", True, (1, 2, 3)),
+    Variant("attribute SID + user tokens, stage 2", True, (1, 2),
+            {"user_tokens": True, "affinity_scorer": False, **_NO_CATEGORY}),
+    Variant("attribute SID + user x attribute term, stage 2", True, (1, 2), _NO_CATEGORY),
+    Variant("attribute SID + attribute term + user tokens, stage 2", True, (1, 2), {"user_tokens": True, **_NO_CATEGORY}),
+    Variant("attribute SID + attribute term, stages 1-3", True, (1, 2, 3), _NO_CATEGORY),
+    Variant("attribute SID + user x category term, stage 2", True, (1, 2), {"affinity_scorer": False}),
+    Variant("attribute SID + attribute and category terms, stage 2", True, (1, 2)),
+    Variant("attribute SID + attribute and category terms, stages 1-3 (default)", True, (1, 2, 3)),
 )
 
 
