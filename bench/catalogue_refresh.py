@@ -62,7 +62,7 @@ def train_bundles(world_dir: Path, out: Path, preset: str, generator_epochs: tup
                 cfg.generator.epochs(stage):
             timed(f"generator {stage}", steps.train_generator_step, world_dir, m / "encoder", m / "vrq",
                   m / f"generator{stage}", stage, m / f"generator{stage - 1}" if stage > 1 else None, cfg.generator,
-                  show_progress=False)
+                  show_progress=False, reward_dir=m / "cascade")
     steps.make_bundle_step("generator", bundles / "generator", encoder_dir=m / "encoder", vrq_dir=m / "vrq",
                            generator_dir=m / "generator3", version="bench-gen")
     steps.make_bundle_step("cascade", bundles / "cascade", encoder_dir=m / "encoder", cascade_dir=m / "cascade",

@@ -9,7 +9,8 @@ evaluated the same way in the same run. Variants:
 - attribute SID + free user tokens only (stage 2);
 - attribute SID + the user x attribute term (stage 2), then + tokens, and after stage 3 (DPO);
 - attribute SID + the user x category term at level 0 alone (stage 2);
-- both terms (stage 2, the default), and the default after stage 3.
+- both terms (stage 2), then stage 3 with DPO on the logged slates, and on the model's own beam lists ranked by
+  the cascade's ranker as the reward model (the default).
 
     python bench/personalization.py --world runs/local/world --encoder runs/local/bundles/generator/encoder \
         --cascade-bundle runs/local/bundles/cascade --out runs/bench/personalization
@@ -50,20 +51,23 @@ class Variant:
 _NO_CATEGORY = {"category_scorer": False}
 VARIANTS = (
     Variant("visual SID + user tokens, stages 1-3 (first wave)", False, (1, 2, 3),
-            {"user_tokens": True, "affinity_scorer": False, "category_scorer": False, "dpo_beta": 0.5}),
+            {"user_tokens": True, "affinity_scorer": False, "category_scorer": False, "dpo_beta": 0.5,
+             "preferences": "logged"}),
     Variant("attribute SID, stage 1 (no user inputs)", True, (1,)),
     Variant("attribute SID + user tokens, stage 2", True, (1, 2),
             {"user_tokens": True, "affinity_scorer": False, **_NO_CATEGORY}),
     Variant("attribute SID + user x attribute term, stage 2", True, (1, 2), _NO_CATEGORY),
     Variant("attribute SID + attribute term + user tokens, stage 2", True, (1, 2), {"user_tokens": True, **_NO_CATEGORY}),
-    Variant("attribute SID + attribute term, stages 1-3", True, (1, 2, 3), _NO_CATEGORY),
+    Variant("attribute SID + attribute term, stages 1-3 (DPO on logged slates)", True, (1, 2, 3),
+            {**_NO_CATEGORY, "preferences": "logged"}),
     Variant("attribute SID + user x category term, stage 2", True, (1, 2), {"affinity_scorer": False}),
     Variant("attribute SID + attribute and category terms, stage 2", True, (1, 2)),
-    Variant("attribute SID + attribute and category terms, stages 1-3 (default)", True, (1, 2, 3)),
+    Variant("attribute SID + both terms, stages 1-3 (DPO on logged slates)", True, (1, 2, 3), {"preferences": "logged"}),
+    Variant("attribute SID + both terms, stages 1-3 (DPO on own beam lists x reward; default)", True, (1, 2, 3)),
 )
 
 
-def train(world: Path, encoder: Path, root: Path, variant: Variant, stage1_epochs: int | None) -> Path:
+def train(world: Path, encoder: Path, root: Path, variant: Variant, stage1_epochs: int | None, reward: Path) -> Path:
     """Train (or reuse) the variant's stages; stage-1 models and VRQ artifacts are shared between variants."""
     vrq = root / ("vrq-attribute" if variant.attribute_sid else "vrq-visual")
     if not (vrq / "trie.npz").exists():
@@ -78,7 +82,8 @@ def train(world: Path, encoder: Path, root: Path, variant: Variant, stage1_epoch
         key = vrq.name if stage == 1 else f"{vrq.name}-{variant.key()}"
         out = root / f"stage{stage}-{key}"
         if not (out / "stage.json").exists():
-            steps.train_generator_step(world, encoder, vrq, out, stage, previous, gcfg, show_progress=False)
+            steps.train_generator_step(world, encoder, vrq, out, stage, previous, gcfg, show_progress=False,
+                                       reward_dir=reward)
         previous = out
     bundle = root / f"bundle-{variant.key(with_stages=True)}"
     users = previous / "userfeatures"
@@ -106,7 +111,7 @@ def main() -> None:
     rows.append(("cascade (ANN -> pre-rank -> personalised rank)", cascade))
     for i, variant in enumerate(VARIANTS):
         print(f"[{i + 1}/{len(VARIANTS)}] {variant.name}", flush=True)
-        bundle = train(args.world, args.encoder, args.out, variant, args.stage1_epochs)
+        bundle = train(args.world, args.encoder, args.out, variant, args.stage1_epochs, args.cascade_bundle / "cascade")
         rows.append((variant.name, steps.evaluate_step(bundle, args.world, args.out / f"eval-{i}", eval_cfg,
                                                        show_progress=False)))
     short = {"ctr_proxy_without_users@10": "CTR@10 w/o users", "personalisation_lift@10": "lift",

@@ -260,6 +260,11 @@ def train_generator(
     out: str = typer.Option(..., help="Output directory or URI for this stage."),
     stage: int = typer.Option(1, min=1, max=3, help="1 visual alignment, 2 personalisation, 3 preference (DPO)."),
     init: Optional[str] = typer.Option(None, help="Previous stage's directory (stages 2 and 3)."),
+    reward: Optional[str] = typer.Option(
+        None, help="Stage 3: a trained cascade (directory or URI) whose ranker scores the model's own beam lists "
+                   "(needed unless --preferences logged)."),
+    preferences: Optional[str] = typer.Option(
+        None, help="Stage 3's preference lists: reward | logged (default: GeneratorTrainingConfig.preferences)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs for this stage (default per stage)."),
     lr: float = typer.Option(DEFAULTS.generator.lr, help="Learning rate (stages 1-2)."),
     user_tokens: Optional[bool] = typer.Option(
@@ -283,20 +288,25 @@ def train_generator(
     from onevision.generator.staging import GeneratorTrainingConfig
 
     given = {"user_tokens": user_tokens, "affinity_scorer": affinity_scorer, "category_scorer": category_scorer,
-             "dpo_beta": dpo_beta}
-    cfg = GeneratorTrainingConfig(lr=lr, seed=seed, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
+             "dpo_beta": dpo_beta, "preferences": preferences}
+    try:
+        cfg = GeneratorTrainingConfig(lr=lr, seed=seed, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        fail(str(exc), 2)
     if epochs is not None:
         cfg = cfg.with_epochs(stage, epochs)
     cfg = _with_json(cfg, config)  # checked here, before a launch elsewhere
     job = _job_options(nodes, cpu, memory, gpu, image, runtime, namespace, s3_endpoint, s3_secret, job_timeout)
-    artifacts = {"world": world, "encoder": encoder, "VRQ": vrq, "previous stage": init, "output": out}
+    artifacts = {"world": world, "encoder": encoder, "VRQ": vrq, "previous stage": init, "reward model": reward,
+                 "output": out}
     if _launched(ctx, artifacts, nproc, trainer, dry_run, job):
         return
     with process_group() as group:
         try:
             with _rank_output(out, group) as out_dir:
                 result = steps.train_generator_step(input_path(world), input_path(encoder), input_path(vrq), out_dir,
-                                                    stage, input_path(init) if init else None, cfg, group=group)
+                                                    stage, input_path(init) if init else None, cfg, group=group,
+                                                    reward_dir=input_path(reward) if reward else None)
         except ValueError as exc:
             fail(str(exc), 2)
     if group.is_main:

@@ -234,8 +234,9 @@ def train_cascade_step(world_dir: Path, encoder_dir: Path, out_dir: Path, config
 def train_generator_step(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int,
                          init_dir: Path | None = None, config: GeneratorTrainingConfig = GeneratorTrainingConfig(),
                          show_progress: bool = True, stop_after: int | None = None,
-                         group: ProcessGroup | None = None) -> GeneratorStepResult:
-    """Stage 1 starts from scratch; stages 2 and 3 start from `init_dir` (the previous stage's output).
+                         group: ProcessGroup | None = None, reward_dir: Path | None = None) -> GeneratorStepResult:
+    """Stage 1 starts from scratch; stages 2 and 3 start from `init_dir` (the previous stage's output); stage 3
+    ranks its own beam lists with the ranker of the cascade in `reward_dir` (unless config.preferences is "logged").
     A checkpoint in `out_dir` from an interrupted run of the same stage is resumed. With a distributed
     `group` (torchrun), every rank trains its shard of each batch and rank 0 alone writes."""
     from onevision.distributed import SINGLE
@@ -245,7 +246,7 @@ def train_generator_step(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_
     out_dir = Path(out_dir)
     group = group or SINGLE
     losses, users = train_stage(world_dir, encoder_dir, vrq_dir, out_dir, stage, init_dir, config, show_progress,
-                                stop_after, group)
+                                stop_after, group, reward_dir)
     if users is not None:
         group.main_only(lambda: users.save(out_dir / "userfeatures"))
     return GeneratorStepResult(str(out_dir), stage, [round(x, 5) for x in losses], round(time.perf_counter() - start, 2))

@@ -1,5 +1,6 @@
-"""The `onevision-train` pipeline: data -> encoder -> VRQ -> {cascade, generator 1->2->3} -> evaluation ->
-parity gate -> archive + canary when it passes, the gate's reasons when it does not."""
+"""The `onevision-train` pipeline: data -> encoder -> VRQ -> {cascade, generator 1->2->3 (stage 3 reads the cascade's
+ranker as its reward model)} -> evaluation -> parity gate -> archive + canary when it passes, the gate's reasons when
+it does not."""
 
 from kfp import dsl
 
@@ -92,6 +93,8 @@ def onevision_train(
     stage = None
     for n in (1, 2, 3):
         init = {} if stage is None else {"init": stage.outputs["generator"]}
+        if n == 3:  # stage 3 ranks its own beam lists with the cascade's ranker (a reward model of the logs)
+            init["reward"] = cascade.outputs["cascade"]
         stage = _step(train_generator(world=world, encoder=enc, vrq=vrq.outputs["vrq"], stage=n, preset=preset,
                                       config=generator_config, **init, **trainjob), f"generator stage {n}")
 

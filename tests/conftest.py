@@ -118,7 +118,7 @@ def tiny_models(tiny_world_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     gens: dict[int, Path] = {}
     for stage in (1, 2, 3):
         steps.train_generator_step(tiny_world_dir, root / "encoder", root / "vrq", root / f"generator{stage}", stage,
-                                   gens.get(stage - 1), cfg.generator, show_progress=False)
+                                   gens.get(stage - 1), cfg.generator, show_progress=False, reward_dir=root / "cascade")
         gens[stage] = root / f"generator{stage}"
     gen_bundle = steps.make_bundle_step("generator", root / "bundle_generator", encoder_dir=root / "encoder",
                                         vrq_dir=root / "vrq", generator_dir=gens[3], version="tiny-gen")

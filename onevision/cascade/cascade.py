@@ -144,6 +144,34 @@ class Cascade:
         self.last_timings = StageTimings((t1 - t0) * per, (t2 - t1) * per, (t3 - t2) * per, (t4 - t3) * per)
         return Ranking(*_fill(ranked, recalled, k))
 
+    def reward(self, emb: np.ndarray, user_ids: np.ndarray, item_ids: np.ndarray,
+               exclude_query_ids: np.ndarray | None = None) -> np.ndarray:
+        """The ranker's logit (B, K) for any items (B, K) shown for queries with embeddings `emb` (B, D) of users
+        (B,): a reward model of the logged clicks and orders (the generator's stage 3 ranks its own lists by it).
+        -inf where an item id is -1. `exclude_query_ids` leaves each query out of its user's features."""
+        from onevision.cascade.candidates import top_categories
+        from onevision.cascade.logged import pair_base_features
+        from onevision.cascade.rank import rank_features
+
+        if self.stage != "rank":
+            raise ValueError(f"a reward needs the cascade's ranker; this cascade stops after '{self.stage}'")
+        item_ids = np.asarray(item_ids, np.int64)
+        if item_ids.ndim != 2 or item_ids.shape[0] != len(emb) or np.shape(user_ids) != (len(emb),):
+            raise ValueError(f"expected item_ids (B, K) and user_ids (B,) for {len(emb)} embeddings, got "
+                             f"{item_ids.shape} and {np.shape(user_ids)}")
+        items = self.ranker.items
+        valid = item_ids >= 0
+        safe = np.where(valid, item_ids, items.item_ids[0])
+        with one_blas_thread():
+            recalled = self.recall(emb, self.recall.config.n)
+            tops = top_categories(recalled.item_ids, items, self.prerank.config.agree_k)
+            base = pair_base_features(emb, items, safe, tops)
+            cands = Candidates(safe, np.zeros(safe.shape, np.float32), base[:, :, 0], emb, base=base,
+                               prerank=self.prerank.scorer(base))
+            feats = rank_features(cands, np.asarray(user_ids, np.int64), items, self.ranker.users,
+                                  self.ranker.config.history, exclude_query_ids)
+            return np.where(valid, self.ranker.scorer(feats), -np.inf).astype(np.float32)
+
     def profile(self, images: np.ndarray, user_ids: np.ndarray | None, k: int, repeats: int = 3,
                 batch_size: int = 1) -> StageTimings:
         """Median over `repeats` passes of the mean ms per query of each stage, calling `retrieve` on

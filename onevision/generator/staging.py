@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from onevision.vrq.fit import VRQArtifact
 
 STAGES = (1, 2, 3)
+PREFERENCE_SOURCES: tuple[str, ...] = ("reward", "logged")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,21 @@ class GeneratorTrainingConfig:
     affinity_lr: float = 0.05  # the scorer's learning rate in stage 2
     stage3_affinity_lr: float = 0.05
     dpo_beta: float = 2.0  # stage 3; 0.5 let DPO trade NDCG@10 for CTR (0.473 vs 0.498 on the default world)
+    # Stage 3's preference lists (onevision.generator.preferences): "reward" ranks the stage-2 model's own beam lists
+    # by log-score + reward_weight x a reward model of the logged impressions (a trained cascade's ranker, given
+    # to the stage); "logged" takes the clicked/ordered slot of the logged slates over the skipped ones.
+    preferences: str = "reward"
+    reward_beam: int = 20
+    reward_weight: float = 2.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.preferences not in PREFERENCE_SOURCES:
+            raise ValueError(f"preferences must be one of {PREFERENCE_SOURCES}, got {self.preferences!r}")
+        if self.reward_beam < 2:
+            raise ValueError(f"reward_beam must be at least 2 (a preferred item and one passed over), got {self.reward_beam}")
+        if self.reward_weight < 0:
+            raise ValueError(f"reward_weight must be >= 0, got {self.reward_weight}")
 
     def epochs(self, stage: int) -> int:
         return {1: self.stage1_epochs, 2: self.stage2_epochs, 3: self.stage3_epochs}[check_stage(stage)]
@@ -105,11 +120,13 @@ def stage_model(stage: int, config: GeneratorTrainingConfig, encoder: ImageEncod
 def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path, stage: int, init_dir: Path | None,
                 config: GeneratorTrainingConfig, show_progress: bool = True,
                 stop_after: int | None = None,
-                group: ProcessGroup | None = None) -> tuple[list[float], UserFeatureTable | None]:
+                group: ProcessGroup | None = None,
+                reward_dir: Path | None = None) -> tuple[list[float], UserFeatureTable | None]:
     """Train one stage into `out_dir` (resuming its checkpoint there); the losses per epoch and, from stage 2,
     the user-feature table the stage was trained with. The seed is set before anything is built: loading the
     encoder constructs (then overwrites) a module, which draws from torch's generator too. With a distributed
-    `group`, every rank builds the same model and data and trains on its shard of each batch; rank 0 writes."""
+    `group`, every rank builds the same model and data and trains on its shard of each batch; rank 0 writes.
+    `reward_dir`: the trained cascade whose ranker scores stage 3's beam lists (config.preferences "reward")."""
     import torch
 
     from onevision.distributed import SINGLE
@@ -124,6 +141,9 @@ def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path
     check_stage(stage)
     if stage > 1 and init_dir is None:
         raise ValueError(f"generator stage {stage} needs init_dir: the stage-{stage - 1} model directory")
+    if stage == 3 and config.preferences == "reward" and reward_dir is None:
+        raise ValueError("generator stage 3 ranks its own beam lists with a reward model: give it a trained cascade "
+                         "(reward_dir, `--reward`), or set preferences='logged' to learn from the logged slates")
     torch.manual_seed(config.seed)
     world = load_world(world_dir).for_training()  # the catalogue as listed by the last training day
     encoder = ImageEncoder.load(encoder_dir)
@@ -144,6 +164,18 @@ def train_stage(world_dir: Path, encoder_dir: Path, vrq_dir: Path, out_dir: Path
                                      gt.stage2_visual_reads(logq, stage_cfg))
             batches = gt.stage2_batches(model, visual, logq, users, vrq, stage_cfg, group)
         else:
-            reference = gt.clone_reference(SidGenerator.load(init_dir)).to(group.device)
-            batches = gt.stage3_batches(model, reference, logq, users, vrq, stage_cfg, group)
+            reference = gt.clone_reference(SidGenerator.load(init_dir))
+            if config.preferences == "reward":
+                from onevision.cascade.cascade import Cascade
+                from onevision.generator.preferences import reward_preferences
+
+                reward = Cascade.load(reward_dir, encoder_dir)
+                preferences = reward_preferences(reference, logq, users, vrq, reward, config.reward_beam,
+                                                 config.reward_weight, progress=show_progress)
+            else:
+                from onevision.generator.preferences import logged_preferences
+
+                preferences = logged_preferences(logq)
+            batches = gt.stage3_batches(model, reference.to(group.device), logq, users, vrq, stage_cfg, preferences,
+                                        group)
     return trainer.run(batches, show_progress, stop_after), users

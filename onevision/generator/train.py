@@ -25,6 +25,7 @@ from tqdm import tqdm
 from onevision.distributed import SINGLE, ProcessGroup
 from onevision.generator.data import QueryLog, UserContext, VisualExamples, make_input
 from onevision.generator.model import USER_TERM_SCORERS, GeneratorInput, SidGenerator
+from onevision.generator.preferences import PreferenceLists
 from onevision.userfeatures import UserFeatureTable
 from onevision.vrq.fit import VRQArtifact
 
@@ -286,10 +287,10 @@ def stage2_batches(model: SidGenerator, ex: VisualExamples, logq: QueryLog, user
 
 
 def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog, users: UserFeatureTable,
-                   vrq: VRQArtifact, cfg: StageConfig, group: ProcessGroup = SINGLE) -> Callable[[int], Iterator[Step]]:
-    """Listwise DPO (one chosen vs several rejected, the S-DPO form) on queries with a click and a skip."""
-    chosen_col = np.where(logq.ordered.any(1), logq.ordered.argmax(1), logq.clicked.argmax(1))
-    usable = np.flatnonzero(logq.clicked.any(1) & ((~logq.clicked) & (logq.slate_items >= 0)).any(1))
+                   vrq: VRQArtifact, cfg: StageConfig, preferences: PreferenceLists,
+                   group: ProcessGroup = SINGLE) -> Callable[[int], Iterator[Step]]:
+    """Listwise DPO (one chosen vs several rejected, the S-DPO form) on the usable rows of `preferences`."""
+    usable = preferences.usable()
     reference.eval()
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -318,14 +319,15 @@ def stage3_batches(model: SidGenerator, reference: SidGenerator, logq: QueryLog,
             rows = order[start : start + half]
             negatives = np.full((len(rows), cfg.dpo_negatives), -1, dtype=np.int64)
             for i, r in enumerate(rows):
-                skipped = logq.slate_items[r][(~logq.clicked[r]) & (logq.slate_items[r] >= 0)]
-                pick = rng.choice(skipped, size=min(cfg.dpo_negatives, len(skipped)), replace=False)
+                passed = preferences.items[r][preferences.rejectable[r]]
+                pick = rng.choice(passed, size=min(cfg.dpo_negatives, len(passed)), replace=False)
                 negatives[i, : len(pick)] = pick
             drop = rng.random() < cfg.user_drop_prob
             mine = group.shard(np.arange(len(rows)))
             share = group.share(len(mine), len(rows))
             rows, negatives = rows[mine], negatives[mine]
-            candidates = np.concatenate([logq.slate_items[rows, chosen_col[rows]][:, None], negatives], 1)  # (B, 1+N)
+            chosen = preferences.items[rows, preferences.chosen[rows]]
+            candidates = np.concatenate([chosen[:, None], negatives], 1)  # (B, 1+N)
             valid = torch.from_numpy(candidates >= 0)
             flat_rows = np.repeat(rows, candidates.shape[1])
             sids = torch.from_numpy(np.maximum(vrq.sids_of(candidates.ravel()), 0))

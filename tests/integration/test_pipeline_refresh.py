@@ -26,7 +26,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     steps.train_cascade_step(world, root / "encoder", root / "cascade", cfg.cascade, show_progress=False)
     for stage in (1, 2, 3):
         steps.train_generator_step(world, root / "encoder", root / "vrq", root / f"g{stage}", stage,
-                                   root / f"g{stage - 1}" if stage > 1 else None, cfg.generator, show_progress=False)
+                                   root / f"g{stage - 1}" if stage > 1 else None, cfg.generator, show_progress=False,
+                                   reward_dir=root / "cascade")
     steps.make_bundle_step("generator", root / "gen", encoder_dir=root / "encoder", vrq_dir=root / "vrq",
                            generator_dir=root / "g3", version="gen-1")
     steps.make_bundle_step("cascade", root / "cas", encoder_dir=root / "encoder", cascade_dir=root / "cascade",

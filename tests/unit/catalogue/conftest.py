@@ -43,7 +43,7 @@ def new_item_models(new_items_world_dir: Path, tmp_path_factory: pytest.TempPath
     for stage in (1, 2, 3):
         steps.train_generator_step(w, root / "encoder", root / "vrq", root / f"generator{stage}", stage,
                                    root / f"generator{stage - 1}" if stage > 1 else None, cfg.generator,
-                                   show_progress=False)
+                                   show_progress=False, reward_dir=root / "cascade")
     gen = steps.make_bundle_step("generator", root / "bundle_generator", encoder_dir=root / "encoder",
                                  vrq_dir=root / "vrq", generator_dir=root / "generator3", version="tiny-gen")
     cas = steps.make_bundle_step("cascade", root / "bundle_cascade", encoder_dir=root / "encoder",

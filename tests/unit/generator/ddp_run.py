@@ -42,7 +42,8 @@ def main(spec_path: str) -> None:
         for stage in spec["stages"]:
             out = root / f"g{stage}"
             steps.train_generator_step(Path(spec["world"]), Path(spec["encoder"]), Path(spec["vrq"]), out, stage,
-                                       previous, cfg, show_progress=False, group=group)
+                                       previous, cfg, show_progress=False, group=group,
+                                       reward_dir=Path(spec["reward"]) if spec.get("reward") else None)
             previous = out
 
 

@@ -41,7 +41,7 @@ def _torchrun(tiny_models, root: Path, config: GeneratorTrainingConfig, stages: 
               crash_at: list[int] | None = None, nproc: int = 2) -> subprocess.CompletedProcess:
     spec = {"world": str(tiny_models.world), "encoder": str(tiny_models.encoder), "vrq": str(tiny_models.vrq),
             "root": str(root), "config": dataclasses.asdict(config), "stages": stages, "crash_at": crash_at,
-            "world_size": nproc}
+            "world_size": nproc, "reward": str(tiny_models.cascade)}
     root.mkdir(parents=True, exist_ok=True)
     (root / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -70,7 +70,7 @@ def test_two_ranks_at_global_batch_b_train_like_one_rank_at_batch_b(tiny_models,
     for stage in (1, 2, 3):
         one = tmp_path / "one" / f"g{stage}"
         losses = steps.train_generator_step(tiny_models.world, tiny_models.encoder, tiny_models.vrq, one, stage,
-                                            previous, config, show_progress=False).losses
+                                            previous, config, show_progress=False, reward_dir=tiny_models.cascade).losses
         previous = one
         two = json.loads((tmp_path / "two" / f"g{stage}" / "stage.json").read_text())["losses"]
         assert len(two) == len(losses) and two == pytest.approx(losses, rel=LOSS_REL[stage]), stage

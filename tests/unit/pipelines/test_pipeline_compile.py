@@ -71,7 +71,7 @@ def test_train_pipeline_has_every_step_as_a_task(train: dict) -> None:
     ("train-cascade", {"ingest-world", "train-encoder"}),
     ("train-generator", {"ingest-world", "train-encoder", "train-vrq"}),
     ("train-generator-2", {"ingest-world", "train-encoder", "train-vrq", "train-generator"}),
-    ("train-generator-3", {"ingest-world", "train-encoder", "train-vrq", "train-generator-2"}),
+    ("train-generator-3", {"ingest-world", "train-encoder", "train-vrq", "train-generator-2", "train-cascade"}),
     ("package-bundle", {"train-encoder", "train-vrq", "train-generator-3"}),
     ("package-bundle-2", {"train-encoder", "train-cascade"}),
     ("evaluate-model", {"ingest-world", "package-bundle"}),
