@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from onevision.generator.model import SidGenerator
     from onevision.vrq.fit import VRQArtifact
 
-PREFERENCE_SOURCES: tuple[str, ...] = ("reward", "logged")
-
 
 @dataclass(frozen=True)
 class PreferenceLists:
